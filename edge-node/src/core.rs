@@ -1,0 +1,514 @@
+//! The edge's per-frame pipeline as a sans-IO value.
+//!
+//! `handle_frame(now, key vehicle, bytes)`: decode -> validate -> ordering checks -> edge ENU ->
+//! associate and blend into tracks -> candidate pairs from the R-tree -> footprint TTC ->
+//! alert state machine -> alerts queued for `poll_alert`. Alerts come out of the call that
+//! handled the frame that changed the picture, not at the next tick.
+//! `handle_tick(now)`: ages tracks and alerts out, and makes a situation map for `poll_map`.
+//!
+//! Invariant: nothing here reads a clock, opens a socket or spawns a thread; `now` is always an
+//! argument, so the simulator can run it in virtual time and the same inputs give the same
+//! outputs.
+
+use crate::alerts::{AlertMachine, AlertParams, Transition};
+use crate::geometry::{encounter, Mover, V2};
+use crate::tracks::{Observation, Track, TrackId, TrackParams, TrackStore};
+use nalgebra::Vector3;
+use protocol::units::yaw_to_u8;
+use protocol::{
+    Alert, AlertKind, DecodeError, EnuFrame, FeatureFrame, FrameWindow, GeoPoint, Geodetic,
+    MapTrack, Message, Severity, SituationMap, TrackInfo, ValidatedFrame, ValidationError,
+    VehicleId,
+};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+#[derive(Debug, Clone)]
+pub struct EdgeConfig {
+    pub edge_id: String,
+    /// The origin of the edge's ENU frame and the centre of its coverage area.
+    pub origin: Geodetic,
+    /// Observations and tracks farther than this from the origin are dropped, metres.
+    pub radius_m: f64,
+    pub window: FrameWindow,
+    pub tracks: TrackParams,
+    pub alerts: AlertParams,
+    /// A track no source has reported for this long is dropped, microseconds.
+    pub track_timeout_us: i64,
+    /// Situation map period, microseconds (10 Hz).
+    pub map_period_us: i64,
+}
+
+impl EdgeConfig {
+    pub fn new(edge_id: impl Into<String>, origin: Geodetic) -> Self {
+        Self {
+            edge_id: edge_id.into(),
+            origin,
+            radius_m: 500.0,
+            window: FrameWindow::default(),
+            tracks: TrackParams::default(),
+            alerts: AlertParams::default(),
+            track_timeout_us: 1_000_000,
+            map_period_us: 100_000,
+        }
+    }
+}
+
+/// Why a frame was not applied. Every variant is counted under its [`Rejected::reason`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rejected {
+    #[error("undecodable frame: {0}")]
+    Decode(#[from] DecodeError),
+    #[error("invalid frame: {0}")]
+    Invalid(#[from] ValidationError),
+    #[error("frame names vehicle {in_frame} but was published on the key of vehicle {on_key}")]
+    KeyMismatch {
+        on_key: VehicleId,
+        in_frame: VehicleId,
+    },
+    /// Policy: a second copy of a frame (same source, sequence and capture time) is dropped.
+    #[error("duplicate of frame {seq} from vehicle {vehicle}")]
+    Duplicate { vehicle: VehicleId, seq: u32 },
+    /// Policy (walking skeleton): a frame captured before the latest one applied from the same
+    /// source is dropped, since a newer picture of the same source is already in the tracks.
+    #[error("frame {seq} from vehicle {vehicle} is older than one already applied")]
+    OutOfOrder { vehicle: VehicleId, seq: u32 },
+}
+
+impl Rejected {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Decode(e) => e.reason(),
+            Self::Invalid(e) => e.reason(),
+            Self::KeyMismatch { .. } => "key_mismatch",
+            Self::Duplicate { .. } => "duplicate",
+            Self::OutOfOrder { .. } => "out_of_order",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct EdgeStats {
+    pub frames_received: u64,
+    pub frames_accepted: u64,
+    /// Rejected frames by reason.
+    pub frames_rejected: BTreeMap<&'static str, u64>,
+    pub observations: u64,
+    /// Observations dropped because they lie outside the coverage area.
+    pub observations_out_of_area: u64,
+    pub tracks_created: u64,
+    pub tracks_expired: u64,
+    pub tracks_left_area: u64,
+    pub pairs_evaluated: u64,
+    pub alerts_raised: u64,
+    pub alerts_refreshed: u64,
+    pub alerts_cleared: u64,
+}
+
+impl EdgeStats {
+    pub fn frames_rejected_total(&self) -> u64 {
+        self.frames_rejected.values().sum()
+    }
+}
+
+/// What one accepted frame did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameOutcome {
+    pub tracks_touched: usize,
+    pub alerts_queued: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct SourceState {
+    last_seq: u32,
+    last_capture_us: i64,
+}
+
+pub struct EdgeCore {
+    config: EdgeConfig,
+    frame: EnuFrame,
+    tracks: TrackStore,
+    alerts: AlertMachine,
+    sources: BTreeMap<VehicleId, SourceState>,
+    out_alerts: VecDeque<Alert>,
+    out_map: Option<SituationMap>,
+    next_map_us: Option<i64>,
+    stats: EdgeStats,
+}
+
+impl EdgeCore {
+    pub fn new(config: EdgeConfig) -> Self {
+        Self {
+            frame: EnuFrame::new(config.origin),
+            tracks: TrackStore::new(config.tracks),
+            alerts: AlertMachine::new(config.alerts),
+            sources: BTreeMap::new(),
+            out_alerts: VecDeque::new(),
+            out_map: None,
+            next_map_us: None,
+            stats: EdgeStats::default(),
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &EdgeConfig {
+        &self.config
+    }
+
+    pub fn stats(&self) -> &EdgeStats {
+        &self.stats
+    }
+
+    pub fn tracks(&self) -> &TrackStore {
+        &self.tracks
+    }
+
+    pub fn enu(&self) -> &EnuFrame {
+        &self.frame
+    }
+
+    /// Handles the bytes published on the frames key of `on_key` (the vehicle the transport
+    /// authenticated). Rejections are counted and returned; nothing accepted before is lost.
+    pub fn handle_frame(
+        &mut self,
+        now_us: i64,
+        on_key: VehicleId,
+        bytes: &[u8],
+    ) -> Result<FrameOutcome, Rejected> {
+        self.stats.frames_received += 1;
+        let result = self.apply(now_us, on_key, bytes);
+        match &result {
+            Ok(_) => self.stats.frames_accepted += 1,
+            Err(e) => *self.stats.frames_rejected.entry(e.reason()).or_default() += 1,
+        }
+        result
+    }
+
+    fn apply(
+        &mut self,
+        now_us: i64,
+        on_key: VehicleId,
+        bytes: &[u8],
+    ) -> Result<FrameOutcome, Rejected> {
+        let frame = FeatureFrame::decode(bytes)?;
+        if frame.vehicle != on_key {
+            return Err(Rejected::KeyMismatch {
+                on_key,
+                in_frame: frame.vehicle,
+            });
+        }
+        let frame = ValidatedFrame::new(frame, now_us, &self.config.window)?;
+        let f = frame.frame();
+        if let Some(src) = self.sources.get(&f.vehicle) {
+            if src.last_seq == f.seq && src.last_capture_us == f.capture_us {
+                return Err(Rejected::Duplicate {
+                    vehicle: f.vehicle,
+                    seq: f.seq,
+                });
+            }
+            if f.capture_us < src.last_capture_us {
+                return Err(Rejected::OutOfOrder {
+                    vehicle: f.vehicle,
+                    seq: f.seq,
+                });
+            }
+        }
+        self.sources.insert(
+            f.vehicle,
+            SourceState {
+                last_seq: f.seq,
+                last_capture_us: f.capture_us,
+            },
+        );
+        let touched = self.fuse(&frame);
+        let before = self.out_alerts.len();
+        self.evaluate_conflicts(now_us, f.capture_us, &touched);
+        Ok(FrameOutcome {
+            tracks_touched: touched.len(),
+            alerts_queued: self.out_alerts.len() - before,
+        })
+    }
+
+    /// Converts the frame into observations in the edge's frame and feeds them to the tracks.
+    fn fuse(&mut self, frame: &ValidatedFrame) -> Vec<TrackId> {
+        let f = frame.frame();
+        let ego_geo = f.ego.position.to_geodetic();
+        let sender = EnuFrame::new(ego_geo);
+        let ego_enu = self.frame.to_enu(&ego_geo);
+        let ego_pos = V2::new(ego_enu.x, ego_enu.y);
+        // Rotating the sender's East axis gives the angle between the two frames' axes.
+        let east = self.frame.rotate_from(&sender, [1.0, 0.0]);
+        let axes_angle = east[1].atan2(east[0]);
+        let rotate = |v: [f64; 2]| V2::from(self.frame.rotate_from(&sender, v));
+        let sigma_clock_m = |speed: f64| speed * f.clock_uncertainty_us as f64 * 1e-6;
+
+        let ego_vel = rotate(f.ego.velocity_mps());
+        let mut observations = Vec::with_capacity(f.objects.len() + 1);
+        observations.push(Observation {
+            source: f.vehicle,
+            local_id: None,
+            class: protocol::ObjectClass::Car,
+            t_us: f.capture_us,
+            pos: ego_pos,
+            vel: ego_vel,
+            yaw: f.ego.yaw_rad() + axes_angle,
+            length: f.ego.length_m(),
+            width: f.ego.width_m(),
+            sigma_m: f
+                .ego
+                .position_sigma_m()
+                .hypot(sigma_clock_m(ego_vel.norm())),
+        });
+        for o in &f.objects {
+            let vel = rotate(o.velocity_mps());
+            observations.push(Observation {
+                source: f.vehicle,
+                local_id: Some(o.id),
+                class: o.class,
+                t_us: f.capture_us,
+                pos: ego_pos + rotate(o.offset_m()),
+                vel,
+                yaw: o.yaw_rad() + axes_angle,
+                length: o.length_m(),
+                width: o.width_m(),
+                sigma_m: o
+                    .sigma
+                    .m()
+                    .hypot(f.ego.position_sigma_m())
+                    .hypot(sigma_clock_m(vel.norm())),
+            });
+        }
+        let mut touched = Vec::with_capacity(observations.len());
+        for obs in &observations {
+            self.stats.observations += 1;
+            if obs.pos.norm() > self.config.radius_m {
+                self.stats.observations_out_of_area += 1;
+                continue;
+            }
+            let n_before = self.tracks.len();
+            let id = self.tracks.observe(obs, &touched);
+            if self.tracks.len() > n_before {
+                self.stats.tracks_created += 1;
+            }
+            touched.push(id);
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        touched
+    }
+
+    fn evaluate_conflicts(&mut self, now_us: i64, t_eval_us: i64, touched: &[TrackId]) {
+        let horizon_s = self.config.tracks.horizon_s;
+        let mut seen = BTreeSet::new();
+        for &a in touched {
+            for b in self.tracks.candidates(a) {
+                let pair = (a.min(b), a.max(b));
+                if !seen.insert(pair) {
+                    continue;
+                }
+                let (Some(ta), Some(tb)) = (self.tracks.get(pair.0), self.tracks.get(pair.1))
+                else {
+                    continue;
+                };
+                if ta.vehicle.is_none() && tb.vehicle.is_none() {
+                    continue; // nobody to warn
+                }
+                self.stats.pairs_evaluated += 1;
+                let (ma, mb) = (ta.mover_at(t_eval_us), tb.mover_at(t_eval_us));
+                let enc = encounter(&ma, &mb, horizon_s);
+                let Some(transition) = self.alerts.evaluate(now_us, pair.0, pair.1, enc.ttc_s)
+                else {
+                    continue;
+                };
+                let probability =
+                    collision_probability(&ma, &mb, ta.sigma_m.hypot(tb.sigma_m), horizon_s);
+                let (ta, tb) = (ta.clone(), tb.clone());
+                let conflict = Conflict {
+                    ttc_s: enc.ttc_s,
+                    point: enc.conflict_point,
+                    probability,
+                    trigger_capture_us: t_eval_us,
+                };
+                self.emit(now_us, transition, &ta, &tb, &conflict);
+            }
+        }
+    }
+
+    /// Queues the alert for each connected party of the pair.
+    fn emit(&mut self, now_us: i64, transition: Transition, a: &Track, b: &Track, c: &Conflict) {
+        let (kind, alert_id) = match transition {
+            Transition::Raise { alert_id } => (AlertKind::Raise, alert_id),
+            Transition::Refresh { alert_id } => (AlertKind::Refresh, alert_id),
+            Transition::Clear { alert_id } => (AlertKind::Clear, alert_id),
+        };
+        for (me, other) in [(a, b), (b, a)] {
+            let Some(target) = me.vehicle else { continue };
+            let ttc_ms = match (kind, c.ttc_s) {
+                (AlertKind::Clear, _) | (_, None) => u32::MAX,
+                (_, Some(t)) => (t * 1000.0).round() as u32,
+            };
+            let severity = match c.ttc_s {
+                Some(t) if t <= 1.5 => Severity::High,
+                Some(t) if t <= 3.0 => Severity::Medium,
+                _ => Severity::Low,
+            };
+            self.out_alerts.push_back(Alert {
+                kind,
+                alert_id,
+                target,
+                other: self.track_info(other, c.trigger_capture_us),
+                ttc_ms,
+                conflict_point: self.geo(c.point),
+                probability_pct: (c.probability * 100.0).round() as u8,
+                severity,
+                trigger_capture_us: c.trigger_capture_us,
+                issued_us: now_us,
+            });
+            match kind {
+                AlertKind::Raise => self.stats.alerts_raised += 1,
+                AlertKind::Refresh => self.stats.alerts_refreshed += 1,
+                AlertKind::Clear => self.stats.alerts_cleared += 1,
+            }
+        }
+    }
+
+    fn geo(&self, p: V2) -> GeoPoint {
+        self.frame
+            .to_geodetic(&Vector3::new(p.x, p.y, 0.0))
+            .to_point()
+    }
+
+    fn track_info(&self, t: &Track, at_us: i64) -> TrackInfo {
+        let m = t.mover_at(at_us);
+        TrackInfo {
+            track_id: t.id,
+            vehicle: t.vehicle,
+            class: t.class,
+            position: self.geo(m.center),
+            velocity_cms: cms(t.vel),
+            yaw: yaw_to_u8("yaw", t.yaw).unwrap_or(0),
+            length_dm: dm(t.length),
+            width_dm: dm(t.width),
+        }
+    }
+
+    /// Ages out tracks and alerts, and makes the situation map when one is due.
+    pub fn handle_tick(&mut self, now_us: i64) {
+        let radius = self.config.radius_m;
+        let before = now_us - self.config.track_timeout_us;
+        let removed = self.tracks.expire(now_us, before, |p| p.norm() > radius);
+        for t in &removed {
+            if t.last_update_us < before {
+                self.stats.tracks_expired += 1;
+            } else {
+                self.stats.tracks_left_area += 1;
+            }
+        }
+        let gone: Vec<TrackId> = removed.iter().map(|t| t.id).collect();
+        for ((a, b), alert_id) in self.alerts.expire(now_us, &gone) {
+            let find = |id| {
+                removed
+                    .iter()
+                    .find(|t| t.id == id)
+                    .or_else(|| self.tracks.get(id))
+                    .cloned()
+            };
+            if let (Some(ta), Some(tb)) = (find(a), find(b)) {
+                let conflict = Conflict {
+                    ttc_s: None,
+                    point: (ta.mover_at(now_us).center + tb.mover_at(now_us).center) / 2.0,
+                    probability: 0.0,
+                    trigger_capture_us: now_us,
+                };
+                self.emit(now_us, Transition::Clear { alert_id }, &ta, &tb, &conflict);
+            }
+        }
+        let due = self.next_map_us.is_none_or(|t| now_us >= t);
+        if due {
+            self.out_map = Some(self.situation_map(now_us));
+            self.next_map_us = Some(now_us + self.config.map_period_us);
+        }
+    }
+
+    /// The tracks predicted to `now_us`.
+    pub fn situation_map(&self, now_us: i64) -> SituationMap {
+        SituationMap {
+            edge: self.config.edge_id.clone(),
+            time_us: now_us,
+            origin: self.config.origin.to_point(),
+            tracks: self
+                .tracks
+                .iter()
+                .take(protocol::map::MAX_TRACKS)
+                .map(|t| {
+                    let c = t.mover_at(now_us).center;
+                    MapTrack {
+                        track_id: t.id,
+                        vehicle: t.vehicle,
+                        class: t.class,
+                        offset_cm: [(c.x * 100.0).round() as i32, (c.y * 100.0).round() as i32],
+                        velocity_cms: cms(t.vel),
+                        yaw: yaw_to_u8("yaw", t.yaw).unwrap_or(0),
+                        length_dm: dm(t.length),
+                        width_dm: dm(t.width),
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    pub fn poll_alert(&mut self) -> Option<Alert> {
+        self.out_alerts.pop_front()
+    }
+
+    pub fn poll_map(&mut self) -> Option<SituationMap> {
+        self.out_map.take()
+    }
+}
+
+struct Conflict {
+    ttc_s: Option<f64>,
+    point: V2,
+    probability: f64,
+    trigger_capture_us: i64,
+}
+
+/// The share of nine relative-position perturbations (the nominal one and eight at one sigma
+/// around it) for which the footprints still collide within the horizon.
+fn collision_probability(a: &Mover, b: &Mover, sigma_m: f64, horizon_s: f64) -> f64 {
+    const D: f64 = std::f64::consts::FRAC_1_SQRT_2;
+    let offsets = [
+        (0.0, 0.0),
+        (1.0, 0.0),
+        (-1.0, 0.0),
+        (0.0, 1.0),
+        (0.0, -1.0),
+        (D, D),
+        (D, -D),
+        (-D, D),
+        (-D, -D),
+    ];
+    let hits = offsets
+        .iter()
+        .filter(|(dx, dy)| {
+            let shifted = Mover {
+                center: b.center + V2::new(*dx, *dy) * sigma_m,
+                ..*b
+            };
+            encounter(a, &shifted, horizon_s).ttc_s.is_some()
+        })
+        .count();
+    hits as f64 / offsets.len() as f64
+}
+
+fn cms(v: V2) -> [i16; 2] {
+    let c = |x: f64| (x * 100.0).round().clamp(i16::MIN as f64, i16::MAX as f64) as i16;
+    [c(v.x), c(v.y)]
+}
+
+fn dm(m: f64) -> u8 {
+    (m * 10.0).round().clamp(1.0, 255.0) as u8
+}
+
+#[cfg(test)]
+mod tests;

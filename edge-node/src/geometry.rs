@@ -1,0 +1,213 @@
+//! Footprint geometry at constant velocity: time to collision and closest approach of two
+//! oriented rectangles. This is the physics baseline that every learned model is compared with,
+//! and the simulator's ground truth uses the same functions, so "true conflict" and "alert" are
+//! measured with one ruler.
+//!
+//! Both footprints keep their yaw over the horizon (no turning); the relative motion of two
+//! rectangles is then a point moving along a ray against their Minkowski difference, which is a
+//! convex polygon, so both questions have exact, cheap answers.
+
+use nalgebra::Vector2;
+
+pub type V2 = Vector2<f64>;
+
+/// A road user's rectangle and its constant velocity.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Mover {
+    pub center: V2,
+    /// Radians counter-clockwise from East.
+    pub yaw: f64,
+    pub length: f64,
+    pub width: f64,
+    pub velocity: V2,
+}
+
+impl Mover {
+    pub fn corners(&self) -> [V2; 4] {
+        let (s, c) = self.yaw.sin_cos();
+        let fwd = V2::new(c, s) * (self.length / 2.0);
+        let left = V2::new(-s, c) * (self.width / 2.0);
+        [
+            self.center + fwd + left,
+            self.center - fwd + left,
+            self.center - fwd - left,
+            self.center + fwd - left,
+        ]
+    }
+
+    pub fn at(&self, dt_s: f64) -> Self {
+        Self {
+            center: self.center + self.velocity * dt_s,
+            ..*self
+        }
+    }
+
+    /// Half the diagonal: the radius of the smallest circle around the centre holding the
+    /// footprint.
+    pub fn radius(&self) -> f64 {
+        self.length.hypot(self.width) / 2.0
+    }
+}
+
+/// How two movers meet within a horizon.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Encounter {
+    /// Seconds until the footprints first touch, if they do within the horizon (0 if they
+    /// already overlap).
+    pub ttc_s: Option<f64>,
+    /// Time of least distance within the horizon (equal to `ttc_s` when they collide).
+    pub closest_s: f64,
+    /// Least gap between the footprints within the horizon, metres (0 when they collide).
+    pub min_gap_m: f64,
+    /// Midpoint of the two centres at `closest_s`.
+    pub conflict_point: V2,
+}
+
+/// The Minkowski difference `B - A` as a counter-clockwise convex polygon: `A` and `B` overlap
+/// exactly when it contains the origin.
+fn minkowski_difference(a: &Mover, b: &Mover) -> Vec<V2> {
+    let (ca, cb) = (a.corners(), b.corners());
+    let mut pts = Vec::with_capacity(16);
+    for pb in &cb {
+        for pa in &ca {
+            pts.push(pb - pa);
+        }
+    }
+    convex_hull(pts)
+}
+
+/// Andrew's monotone chain; counter-clockwise, no collinear points.
+fn convex_hull(mut pts: Vec<V2>) -> Vec<V2> {
+    pts.sort_by(|p, q| p.x.total_cmp(&q.x).then(p.y.total_cmp(&q.y)));
+    pts.dedup();
+    if pts.len() < 3 {
+        return pts;
+    }
+    let cross = |o: &V2, a: &V2, b: &V2| (a - o).perp(&(b - o));
+    let mut hull: Vec<V2> = Vec::with_capacity(pts.len() * 2);
+    for pass in 0..2 {
+        let start = hull.len();
+        let iter: Box<dyn Iterator<Item = &V2>> = if pass == 0 {
+            Box::new(pts.iter())
+        } else {
+            Box::new(pts.iter().rev())
+        };
+        for p in iter {
+            while hull.len() >= start + 2
+                && cross(&hull[hull.len() - 2], &hull[hull.len() - 1], p) <= 0.0
+            {
+                hull.pop();
+            }
+            hull.push(*p);
+        }
+        hull.pop();
+    }
+    hull
+}
+
+/// Distance from `p` to a counter-clockwise convex polygon (0 inside).
+fn distance_to_polygon(poly: &[V2], p: &V2) -> f64 {
+    let n = poly.len();
+    let mut inside = n >= 3;
+    let mut best = f64::INFINITY;
+    for i in 0..n {
+        let (a, b) = (poly[i], poly[(i + 1) % n]);
+        let ab = b - a;
+        if ab.perp(&(p - a)) < 0.0 {
+            inside = false;
+        }
+        let t = if ab.norm_squared() > 0.0 {
+            ((p - a).dot(&ab) / ab.norm_squared()).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        best = best.min((a + ab * t - p).norm());
+    }
+    if inside {
+        0.0
+    } else {
+        best
+    }
+}
+
+/// The earliest `t >= 0` at which `v * t` lies in the polygon (Cyrus-Beck clipping).
+fn ray_entry(poly: &[V2], v: &V2) -> Option<f64> {
+    let n = poly.len();
+    if n < 3 {
+        return None;
+    }
+    let (mut t_in, mut t_out) = (0.0f64, f64::INFINITY);
+    for i in 0..n {
+        let (a, b) = (poly[i], poly[(i + 1) % n]);
+        let e = b - a;
+        // Outward normal of a counter-clockwise edge; inside means normal . (x - a) <= 0.
+        let normal = V2::new(e.y, -e.x);
+        let num = normal.dot(&a); // normal . (v t) <= normal . a
+        let den = normal.dot(v);
+        if den.abs() < 1e-12 {
+            if num < 0.0 {
+                return None; // parallel to this edge and outside it
+            }
+        } else if den > 0.0 {
+            t_out = t_out.min(num / den);
+        } else {
+            t_in = t_in.max(num / den);
+        }
+        if t_in > t_out {
+            return None;
+        }
+    }
+    Some(t_in)
+}
+
+/// How `a` and `b` meet over `[0, horizon_s]`, both moving at constant velocity.
+pub fn encounter(a: &Mover, b: &Mover, horizon_s: f64) -> Encounter {
+    let diff = minkowski_difference(a, b);
+    // The gap at time t is the distance from (a.velocity - b.velocity) * t to `diff`.
+    let v = a.velocity - b.velocity;
+    let midpoint = |t: f64| (a.center + b.center) / 2.0 + (a.velocity + b.velocity) * (t / 2.0);
+    if let Some(t) = ray_entry(&diff, &v).filter(|t| *t <= horizon_s) {
+        return Encounter {
+            ttc_s: Some(t),
+            closest_s: t,
+            min_gap_m: 0.0,
+            conflict_point: midpoint(t),
+        };
+    }
+    // The gap is convex in t: golden-section search for its minimum.
+    let gap = |t: f64| distance_to_polygon(&diff, &(v * t));
+    let (mut lo, mut hi) = (0.0, horizon_s);
+    let r = (5f64.sqrt() - 1.0) / 2.0;
+    let (mut x1, mut x2) = (hi - r * (hi - lo), lo + r * (hi - lo));
+    let (mut f1, mut f2) = (gap(x1), gap(x2));
+    for _ in 0..48 {
+        if f1 <= f2 {
+            hi = x2;
+            (x2, f2) = (x1, f1);
+            x1 = hi - r * (hi - lo);
+            f1 = gap(x1);
+        } else {
+            lo = x1;
+            (x1, f1) = (x2, f2);
+            x2 = lo + r * (hi - lo);
+            f2 = gap(x2);
+        }
+    }
+    let mut t = (lo + hi) / 2.0;
+    let mut g = gap(t);
+    for edge in [0.0, horizon_s] {
+        let ge = gap(edge);
+        if ge < g {
+            (t, g) = (edge, ge);
+        }
+    }
+    Encounter {
+        ttc_s: None,
+        closest_s: t,
+        min_gap_m: g,
+        conflict_point: midpoint(t),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,125 @@
+use super::*;
+use std::f64::consts::FRAC_PI_2;
+
+fn car(x: f64, y: f64, yaw: f64, speed: f64) -> Mover {
+    Mover {
+        center: V2::new(x, y),
+        yaw,
+        length: 4.0,
+        width: 2.0,
+        velocity: V2::new(yaw.cos(), yaw.sin()) * speed,
+    }
+}
+
+fn check(a: Mover, b: Mover, horizon: f64, ttc: Option<f64>, gap: f64) {
+    let e = encounter(&a, &b, horizon);
+    match (e.ttc_s, ttc) {
+        (Some(got), Some(want)) => assert!((got - want).abs() < 1e-6, "ttc {got} != {want}"),
+        (got, want) => assert_eq!(got, want, "{e:?}"),
+    }
+    assert!(
+        (e.min_gap_m - gap).abs() < 1e-3,
+        "gap {} != {gap}: {e:?}",
+        e.min_gap_m
+    );
+    // Symmetric in its arguments.
+    let r = encounter(&b, &a, horizon);
+    assert_eq!(r.ttc_s.is_some(), e.ttc_s.is_some());
+    assert!((r.min_gap_m - e.min_gap_m).abs() < 1e-3);
+}
+
+#[test]
+fn head_on_collision_time_is_gap_over_closing_speed() {
+    // Fronts 20 m apart, closing at 20 m/s.
+    check(
+        car(0.0, 0.0, 0.0, 10.0),
+        car(24.0, 0.0, std::f64::consts::PI, 10.0),
+        5.0,
+        Some(1.0),
+        0.0,
+    );
+}
+
+#[test]
+fn rear_end_collision() {
+    // 10 m between bumpers, closing at 5 m/s.
+    check(
+        car(0.0, 0.0, 0.0, 15.0),
+        car(14.0, 0.0, 0.0, 10.0),
+        5.0,
+        Some(2.0),
+        0.0,
+    );
+}
+
+#[test]
+fn parallel_lanes_never_touch() {
+    // Side by side, 3.5 m between centres: 1.5 m gap, forever.
+    check(
+        car(0.0, 0.0, 0.0, 10.0),
+        car(-30.0, 3.5, 0.0, 20.0),
+        5.0,
+        None,
+        1.5,
+    );
+}
+
+#[test]
+fn crossing_paths_that_meet_at_the_junction() {
+    // Both 30 m from the crossing point at 10 m/s: they touch a little before t = 3 s.
+    let e = encounter(
+        &car(-30.0, 0.0, 0.0, 10.0),
+        &car(0.0, -30.0, FRAC_PI_2, 10.0),
+        5.0,
+    );
+    let t = e.ttc_s.expect("collision");
+    // a spans x in [-32 + 10t, -28 + 10t] on y in [-1, 1]; b spans y in [-32 + 10t, -28 + 10t]
+    // on x in [-1, 1]. Both intervals first overlap at -28 + 10t = -1, t = 2.7 s.
+    assert!((t - 2.7).abs() < 1e-6, "{t}");
+    assert!(e.conflict_point.norm() < 3.0);
+}
+
+#[test]
+fn crossing_paths_with_a_time_gap_miss() {
+    // b arrives 2 s after a has left.
+    let e = encounter(
+        &car(-30.0, 0.0, 0.0, 10.0),
+        &car(0.0, -50.0, FRAC_PI_2, 10.0),
+        8.0,
+    );
+    assert_eq!(e.ttc_s, None);
+    assert!(e.min_gap_m > 5.0, "{e:?}");
+}
+
+#[test]
+fn overlapping_footprints_collide_now() {
+    check(
+        car(0.0, 0.0, 0.0, 0.0),
+        car(1.0, 0.5, 0.3, 0.0),
+        5.0,
+        Some(0.0),
+        0.0,
+    );
+}
+
+#[test]
+fn beyond_the_horizon_is_no_collision() {
+    check(
+        car(0.0, 0.0, 0.0, 10.0),
+        car(104.0, 0.0, std::f64::consts::PI, 10.0),
+        4.0,
+        None,
+        20.0,
+    );
+}
+
+#[test]
+fn standing_objects_keep_their_gap() {
+    check(
+        car(0.0, 0.0, 0.0, 0.0),
+        car(10.0, 0.0, 0.0, 0.0),
+        5.0,
+        None,
+        6.0,
+    );
+}
