@@ -22,6 +22,11 @@ use protocol::{
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+/// Frames carry no velocity uncertainty (v1); these are the assumed values: odometry for a
+/// vehicle's own speed, and a typical radar/camera tracker for its detections.
+pub const EGO_VELOCITY_SIGMA_MPS: f64 = 0.1;
+pub const DETECTION_VELOCITY_SIGMA_MPS: f64 = 0.5;
+
 #[derive(Debug, Clone)]
 pub struct EdgeConfig {
     pub edge_id: String,
@@ -258,6 +263,7 @@ impl EdgeCore {
                 .ego
                 .position_sigma_m()
                 .hypot(sigma_clock_m(ego_vel.norm())),
+            vel_sigma_mps: EGO_VELOCITY_SIGMA_MPS,
         });
         for o in &f.objects {
             let vel = rotate(o.velocity_mps());
@@ -276,6 +282,7 @@ impl EdgeCore {
                     .m()
                     .hypot(f.ego.position_sigma_m())
                     .hypot(sigma_clock_m(vel.norm())),
+                vel_sigma_mps: DETECTION_VELOCITY_SIGMA_MPS,
             });
         }
         let mut touched = Vec::with_capacity(observations.len());

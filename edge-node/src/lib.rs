@@ -8,5 +8,7 @@
 pub mod alerts;
 pub mod core;
 pub mod geometry;
+pub mod histogram;
+pub mod net;
 pub mod pki;
 pub mod tracks;

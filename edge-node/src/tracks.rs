@@ -27,6 +27,8 @@ pub struct Observation {
     pub length: f64,
     pub width: f64,
     pub sigma_m: f64,
+    /// One sigma of each velocity component, m/s.
+    pub vel_sigma_mps: f64,
 }
 
 impl Observation {
@@ -49,6 +51,7 @@ pub struct Track {
     pub length: f64,
     pub width: f64,
     pub sigma_m: f64,
+    pub vel_sigma_mps: f64,
     pub last_update_us: i64,
     envelope: Entry,
 }
@@ -68,6 +71,11 @@ impl Track {
     fn sigma_at(&self, t_us: i64, accel_noise: f64) -> f64 {
         let dt = ((t_us - self.t_us).abs() as f64) * 1e-6;
         self.sigma_m.hypot(0.5 * accel_noise * dt * dt + 0.5 * dt)
+    }
+
+    fn vel_sigma_at(&self, t_us: i64, accel_noise: f64) -> f64 {
+        let dt = ((t_us - self.t_us).abs() as f64) * 1e-6;
+        self.vel_sigma_mps.hypot(accel_noise * dt)
     }
 }
 
@@ -263,6 +271,7 @@ impl TrackStore {
             length: obs.length,
             width: obs.width,
             sigma_m: obs.sigma_m,
+            vel_sigma_mps: obs.vel_sigma_mps,
             last_update_us: obs.t_us,
             envelope: Entry {
                 id,
@@ -287,15 +296,19 @@ impl TrackStore {
         let obs_pos = obs.predicted(t);
         let track_pos = track.mover_at(t).center;
         let track_sigma = track.sigma_at(t, accel_noise);
-        let obs_sigma = obs.sigma_m.max(0.01);
-        // Inverse-variance weights; a vehicle's own report wins where the track was born from
-        // other vehicles' detections because GNSS sigmas are small.
-        let w_obs = 1.0 / (obs_sigma * obs_sigma);
-        let w_trk = 1.0 / (track_sigma * track_sigma);
-        let k = w_obs / (w_obs + w_trk);
+        // Inverse-variance blending, position and velocity each with their own variances: a
+        // vehicle's own report (GNSS position, odometry speed) outweighs other vehicles'
+        // detections of it, and a track follows a braking vehicle without lag.
+        let blend = |track_sigma: f64, obs_sigma: f64| {
+            let (w_trk, w_obs) = (track_sigma.max(1e-3).powi(-2), obs_sigma.max(1e-3).powi(-2));
+            (w_obs / (w_obs + w_trk), (1.0 / (w_obs + w_trk)).sqrt())
+        };
+        let (k, sigma) = blend(track_sigma, obs.sigma_m);
+        let (kv, vel_sigma) = blend(track.vel_sigma_at(t, accel_noise), obs.vel_sigma_mps);
         track.pos = track_pos + (obs_pos - track_pos) * k;
-        track.vel = track.vel + (obs.vel - track.vel) * k;
-        track.sigma_m = (1.0 / (w_obs + w_trk)).sqrt();
+        track.vel = track.vel + (obs.vel - track.vel) * kv;
+        track.sigma_m = sigma;
+        track.vel_sigma_mps = vel_sigma;
         track.t_us = t;
         if is_ego || k >= 0.5 {
             track.yaw = obs.yaw;

@@ -311,7 +311,6 @@ pub struct EgoSi {
 /// A perceived object in SI units, relative to the sender in the sender's ENU frame.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ObjectSi {
-    pub id: u16,
     pub class: ObjectClass,
     /// East and north offset from the sender, metres.
     pub offset_m: [f64; 2],
@@ -361,14 +360,15 @@ impl EgoState {
 }
 
 impl PerceivedObject {
-    /// Quantises SI values for the wire; non-finite or out-of-range values are refused.
-    pub fn from_si(o: &ObjectSi) -> Result<Self, ValidationError> {
+    /// Quantises SI values for the wire under the wire id `id`; non-finite or out-of-range
+    /// values are refused.
+    pub fn from_si(id: u16, o: &ObjectSi) -> Result<Self, ValidationError> {
         let velocity_cms = [
             units::fixed("object.velocity_mps", o.velocity_mps[0], 100.0)?,
             units::fixed("object.velocity_mps", o.velocity_mps[1], 100.0)?,
         ];
         Ok(Self {
-            id: o.id,
+            id,
             class: o.class,
             offset_cm: [
                 units::fixed("object.offset_m", o.offset_m[0], 100.0)?,

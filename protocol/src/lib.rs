@@ -17,13 +17,18 @@ pub mod frame;
 pub mod geo;
 pub mod keys;
 pub mod map;
+/// A fixed example frame used by tests, benches and docs; not part of the protocol.
+#[doc(hidden)]
+pub mod sample;
 pub mod units;
 pub mod validate;
 
 pub use alert::{Alert, AlertKind, Severity, TrackInfo};
 pub use clock::{ClockEstimate, ClockEstimator, ClockReply, ClockRequest, ClockSample};
 pub use codec::{DecodeError, EncodeError, Message, MessageKind, FORMAT_VERSION, MAX_MESSAGE_LEN};
-pub use frame::{EgoSi, EgoState, FeatureFrame, ObjectClass, ObjectSi, PerceivedObject, MAX_OBJECTS};
+pub use frame::{
+    EgoSi, EgoState, FeatureFrame, ObjectClass, ObjectSi, PerceivedObject, MAX_OBJECTS,
+};
 pub use geo::{EnuFrame, GeoPoint, Geodetic};
 pub use map::{MapTrack, SituationMap};
 pub use units::{Confidence, Sigma};

@@ -123,10 +123,7 @@ pub fn check_content(frame: &FeatureFrame) -> Result<(), ValidationError> {
         ));
     }
     if ego.speed_cms as i32 > MAX_SPEED_CMS {
-        return Err(ValidationError::out_of_range(
-            "ego.speed",
-            ego.speed_mps(),
-        ));
+        return Err(ValidationError::out_of_range("ego.speed", ego.speed_mps()));
     }
     if ego.yaw_ddeg >= 3600 {
         return Err(ValidationError::out_of_range(
@@ -141,10 +138,7 @@ pub fn check_content(frame: &FeatureFrame) -> Result<(), ValidationError> {
         ));
     }
     if ego.accel_cms2.unsigned_abs() > MAX_ACCEL_CMS2 as u16 {
-        return Err(ValidationError::out_of_range(
-            "ego.accel",
-            ego.accel_mps2(),
-        ));
+        return Err(ValidationError::out_of_range("ego.accel", ego.accel_mps2()));
     }
     check_size("ego.footprint", ego.length_dm, ego.width_dm)?;
     if frame.objects.len() > MAX_OBJECTS {

@@ -3,6 +3,7 @@
 //! (and bump `FORMAT_VERSION`).
 
 use proptest::prelude::*;
+use protocol::sample::representative_frame;
 use protocol::*;
 use std::path::PathBuf;
 
@@ -10,85 +11,6 @@ fn data(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data")
         .join(name)
-}
-
-/// A representative urban frame: 30 objects around a signalised junction, within 80 m.
-/// 16 moving cars (two of unusual size), 2 buses, 1 truck, 3 parked cars, 5 pedestrians (2
-/// standing), 2 cyclists and 1 motorcycle.
-pub fn representative_frame() -> FeatureFrame {
-    let mut objects = Vec::new();
-    let mut push = |class, offset: [f64; 2], vel: [f64; 2], size: Option<(f64, f64)>, yaw: f64| {
-        let (dl, dw) = ObjectClass::default_size_dm(class);
-        let (l, w) = size.unwrap_or((dl as f64 / 10.0, dw as f64 / 10.0));
-        let id = objects.len() as u16;
-        objects.push(
-            PerceivedObject::from_si(&ObjectSi {
-                id,
-                class,
-                offset_m: offset,
-                velocity_mps: vel,
-                yaw_rad: if vel == [0.0, 0.0] {
-                    yaw
-                } else {
-                    vel[1].atan2(vel[0])
-                },
-                length_m: l,
-                width_m: w,
-                sigma_m: 0.2 + 0.01 * (offset[0].abs() + offset[1].abs()),
-                confidence: 0.9,
-            })
-            .unwrap(),
-        );
-    };
-    for i in 0..16 {
-        let t = i as f64;
-        let size = match i {
-            3 => Some((4.9, 1.9)),
-            9 => Some((3.6, 1.6)),
-            _ => None,
-        };
-        let (pos, vel) = match i % 4 {
-            0 => ([-70.0 + 9.0 * t, -1.8], [13.9, 0.0]),
-            1 => ([60.0 - 8.0 * t, 1.8], [-12.5, 0.3]),
-            2 => ([1.8, -75.0 + 9.5 * t], [0.0, 11.1]),
-            _ => ([-1.8, 55.0 - 7.0 * t], [-0.2, -9.7]),
-        };
-        push(ObjectClass::Car, pos, vel, size, 0.0);
-    }
-    push(ObjectClass::Bus, [-35.5, -5.2], [8.3, 0.0], Some((12.0, 2.55)), 0.0);
-    push(ObjectClass::Bus, [22.0, 5.0], [-6.1, 0.0], Some((18.0, 2.55)), 0.0);
-    push(ObjectClass::Truck, [4.8, 41.0], [0.0, -7.5], Some((9.5, 2.5)), 0.0);
-    for (i, y) in [-24.0, -18.5, 30.2].into_iter().enumerate() {
-        push(ObjectClass::Car, [8.5 + i as f64, y], [0.0, 0.0], None, 1.5708);
-    }
-    push(ObjectClass::Pedestrian, [6.0, 7.5], [0.0, 1.3], None, 0.0);
-    push(ObjectClass::Pedestrian, [-6.5, 7.0], [1.2, 0.2], None, 0.0);
-    push(ObjectClass::Pedestrian, [-7.0, -7.2], [0.0, -1.4], None, 0.0);
-    push(ObjectClass::Pedestrian, [7.2, -6.8], [0.0, 0.0], None, 3.1);
-    push(ObjectClass::Pedestrian, [7.6, -6.4], [0.0, 0.0], None, 3.0);
-    push(ObjectClass::Bicycle, [-20.0, 4.4], [4.5, 0.0], None, 0.0);
-    push(ObjectClass::Bicycle, [3.9, -28.0], [0.0, 5.2], None, 0.0);
-    push(ObjectClass::Motorcycle, [-44.0, -1.6], [15.2, 0.1], None, 0.0);
-    assert_eq!(objects.len(), 30);
-    FeatureFrame {
-        vehicle: VehicleId(42),
-        seq: 12_345,
-        capture_us: 1_795_000_000_123_456,
-        clock_uncertainty_us: 850,
-        ego: EgoState::from_si(&EgoSi {
-            lat_deg: 48.137_154_2,
-            lon_deg: 11.576_124_1,
-            speed_mps: 12.3,
-            yaw_rad: 1.2,
-            yaw_rate_radps: 0.05,
-            accel_mps2: -0.4,
-            length_m: 4.6,
-            width_m: 1.8,
-            position_sigma_m: 0.35,
-        })
-        .unwrap(),
-        objects,
-    }
 }
 
 #[test]
@@ -172,7 +94,10 @@ fn check_golden(name: &str, bytes: &[u8]) {
         std::fs::write(&path, bytes).unwrap();
     }
     let golden = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert_eq!(bytes, golden, "encoding of {name} changed: bump FORMAT_VERSION");
+    assert_eq!(
+        bytes, golden,
+        "encoding of {name} changed: bump FORMAT_VERSION"
+    );
 }
 
 #[test]
@@ -207,10 +132,22 @@ fn malformed_inputs_give_typed_errors() {
     let good = representative_frame().encode().unwrap();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("empty", vec![], "empty"),
-        ("version 2", [&[2u8][..], &good[1..]].concat(), "unsupported_version"),
-        ("alert bytes as frame", sample_alert().encode().unwrap(), "wrong_kind"),
+        (
+            "version 2",
+            [&[2u8][..], &good[1..]].concat(),
+            "unsupported_version",
+        ),
+        (
+            "alert bytes as frame",
+            sample_alert().encode().unwrap(),
+            "wrong_kind",
+        ),
         ("cut short", good[..good.len() - 3].to_vec(), "truncated"),
-        ("trailing byte", [&good[..], &[0u8][..]].concat(), "trailing_bytes"),
+        (
+            "trailing byte",
+            [&good[..], &[0u8][..]].concat(),
+            "trailing_bytes",
+        ),
         ("too long", vec![1u8; MAX_MESSAGE_LEN + 1], "too_long"),
     ];
     for (what, bytes, reason) in cases {
@@ -336,7 +273,6 @@ proptest! {
 #[test]
 fn si_conversion_refuses_non_finite_and_out_of_range() {
     let mut o = ObjectSi {
-        id: 1,
         class: ObjectClass::Car,
         offset_m: [1.0, 2.0],
         velocity_mps: [3.0, 4.0],
@@ -346,10 +282,10 @@ fn si_conversion_refuses_non_finite_and_out_of_range() {
         sigma_m: 0.3,
         confidence: 0.8,
     };
-    assert!(PerceivedObject::from_si(&o).is_ok());
+    assert!(PerceivedObject::from_si(1, &o).is_ok());
     o.offset_m[0] = f64::NAN;
     assert_eq!(
-        PerceivedObject::from_si(&o).unwrap_err(),
+        PerceivedObject::from_si(1, &o).unwrap_err(),
         ValidationError::NotFinite {
             field: "object.offset_m"
         }
@@ -357,12 +293,12 @@ fn si_conversion_refuses_non_finite_and_out_of_range() {
     o.offset_m[0] = 1.0;
     o.velocity_mps[1] = 400.0; // 40,000 cm/s does not fit an i16
     assert_eq!(
-        PerceivedObject::from_si(&o).unwrap_err().reason(),
+        PerceivedObject::from_si(1, &o).unwrap_err().reason(),
         "out_of_range"
     );
     o.velocity_mps[1] = 4.0;
     o.confidence = 1.5;
-    assert!(PerceivedObject::from_si(&o).is_err());
+    assert!(PerceivedObject::from_si(1, &o).is_err());
 }
 
 #[test]
@@ -374,7 +310,12 @@ fn validation_checks_ranges_ids_and_the_time_window() {
 
     let cases: Vec<(&str, Box<dyn Fn(&mut FeatureFrame)>, i64, &str)> = vec![
         ("too old", Box::new(|_| {}), now + 300_001, "too_old"),
-        ("from the future", Box::new(|_| {}), now - 20_000 - 851, "from_future"),
+        (
+            "from the future",
+            Box::new(|_| {}),
+            now - 20_000 - 851,
+            "from_future",
+        ),
         (
             "future within uncertainty",
             Box::new(|f| f.clock_uncertainty_us = 5_000),
@@ -387,10 +328,30 @@ fn validation_checks_ranges_ids_and_the_time_window() {
             now,
             "duplicate_object_id",
         ),
-        ("latitude", Box::new(|f| f.ego.position.lat_e7 = 900_000_001), now, "out_of_range"),
-        ("ego speed", Box::new(|f| f.ego.speed_cms = 10_001), now, "out_of_range"),
-        ("ego yaw", Box::new(|f| f.ego.yaw_ddeg = 3600), now, "out_of_range"),
-        ("zero width", Box::new(|f| f.objects[0].width_dm = 0), now, "out_of_range"),
+        (
+            "latitude",
+            Box::new(|f| f.ego.position.lat_e7 = 900_000_001),
+            now,
+            "out_of_range",
+        ),
+        (
+            "ego speed",
+            Box::new(|f| f.ego.speed_cms = 10_001),
+            now,
+            "out_of_range",
+        ),
+        (
+            "ego yaw",
+            Box::new(|f| f.ego.yaw_ddeg = 3600),
+            now,
+            "out_of_range",
+        ),
+        (
+            "zero width",
+            Box::new(|f| f.objects[0].width_dm = 0),
+            now,
+            "out_of_range",
+        ),
         (
             "object range",
             Box::new(|f| f.objects[0].offset_cm[1] = 50_001),
@@ -480,8 +441,16 @@ fn clock_sync_takes_the_fastest_exchange() {
 fn keys_are_built_and_parsed() {
     assert_eq!(keys::frames("j1", VehicleId(7)), "v2e/edge/j1/frames/7");
     assert_eq!(keys::alerts("j1", VehicleId(7)), "v2e/edge/j1/alerts/7");
-    assert_eq!(keys::parse_frames_key("j1", "v2e/edge/j1/frames/7"), Some(VehicleId(7)));
-    for bad in ["v2e/edge/j2/frames/7", "v2e/edge/j1/frames/", "v2e/edge/j1/frames/x", "v2e/edge/j1/frames/99999999999"] {
+    assert_eq!(
+        keys::parse_frames_key("j1", "v2e/edge/j1/frames/7"),
+        Some(VehicleId(7))
+    );
+    for bad in [
+        "v2e/edge/j2/frames/7",
+        "v2e/edge/j1/frames/",
+        "v2e/edge/j1/frames/x",
+        "v2e/edge/j1/frames/99999999999",
+    ] {
         assert_eq!(keys::parse_frames_key("j1", bad), None, "{bad}");
     }
     assert!(keys::is_valid_edge_id("junction-1"));

@@ -46,17 +46,19 @@ fn frame(vehicle: u32, seq: u32, t_s: f64, me: Body, seen: &[(u16, ObjectClass, 
             let off = [b.pos[0] - me_enu.x, b.pos[1] - me_enu.y];
             let off = sender.rotate_from(&enu, off);
             let (l, w) = class.default_size_dm();
-            PerceivedObject::from_si(&ObjectSi {
-                id: *id,
-                class: *class,
-                offset_m: off,
-                velocity_mps: b.vel,
-                yaw_rad: if b.vel == [0.0, 0.0] { 0.0 } else { b.yaw() },
-                length_m: l as f64 / 10.0,
-                width_m: w as f64 / 10.0,
-                sigma_m: 0.3,
-                confidence: 0.9,
-            })
+            PerceivedObject::from_si(
+                *id,
+                &ObjectSi {
+                    class: *class,
+                    offset_m: off,
+                    velocity_mps: b.vel,
+                    yaw_rad: if b.vel == [0.0, 0.0] { 0.0 } else { b.yaw() },
+                    length_m: l as f64 / 10.0,
+                    width_m: w as f64 / 10.0,
+                    sigma_m: 0.3,
+                    confidence: 0.9,
+                },
+            )
             .unwrap()
         })
         .collect();

@@ -1,0 +1,163 @@
+//! `report.json` and `alerts.ndjson`. Field names are frozen: later versions add fields and
+//! rename none.
+
+use crate::score::{quantile, AlertEvent, Score};
+use serde::Serialize;
+use std::io::Write;
+use std::path::Path;
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LeadTimes {
+    pub p10: f64,
+    pub p50: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Latency {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Processing {
+    pub p50: f64,
+    pub p99: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub scenario: String,
+    pub seed: u64,
+    pub mode: &'static str,
+    pub duration_s: f64,
+    pub vehicles: usize,
+    pub connected_vehicles: usize,
+    pub frames_sent: u64,
+    pub frames_received: u64,
+    pub frames_rejected: u64,
+    pub bytes_per_object_mean: f64,
+    pub true_conflicts: usize,
+    pub conflicts_warned: usize,
+    pub recall: f64,
+    pub false_alarms: usize,
+    pub lead_time_s: LeadTimes,
+    pub e2e_latency_ms: Latency,
+    pub edge_processing_us: Processing,
+}
+
+/// What a run measured, before it is summarised.
+#[derive(Debug, Clone, Default)]
+pub struct Measured {
+    pub frames_sent: u64,
+    pub frames_received: u64,
+    pub frames_rejected: u64,
+    pub object_bytes: u64,
+    pub objects_sent: u64,
+    pub processing_p50_us: f64,
+    pub processing_p99_us: f64,
+}
+
+impl Report {
+    pub fn new(
+        scenario: &crate::world::Scenario,
+        seed: u64,
+        mode: &'static str,
+        measured: &Measured,
+        score: &Score,
+        alerts: &[AlertEvent],
+    ) -> Self {
+        let latencies: Vec<f64> = alerts.iter().map(|a| a.latency_ms).collect();
+        Self {
+            scenario: scenario.name.clone(),
+            seed,
+            mode,
+            duration_s: scenario.duration_s,
+            vehicles: scenario.n_vehicles(),
+            connected_vehicles: scenario.n_connected(),
+            frames_sent: measured.frames_sent,
+            frames_received: measured.frames_received,
+            frames_rejected: measured.frames_rejected,
+            bytes_per_object_mean: if measured.objects_sent == 0 {
+                0.0
+            } else {
+                measured.object_bytes as f64 / measured.objects_sent as f64
+            },
+            true_conflicts: score.conflicts.len(),
+            conflicts_warned: score.warned(),
+            recall: score.recall(),
+            false_alarms: score.false_alarms,
+            lead_time_s: LeadTimes {
+                p10: quantile(&score.lead_times_s, 0.1),
+                p50: quantile(&score.lead_times_s, 0.5),
+            },
+            e2e_latency_ms: Latency {
+                p50: quantile(&latencies, 0.5),
+                p99: quantile(&latencies, 0.99),
+                max: latencies.iter().copied().fold(0.0, f64::max),
+            },
+            edge_processing_us: Processing {
+                p50: measured.processing_p50_us,
+                p99: measured.processing_p99_us,
+            },
+        }
+    }
+
+    pub fn write(&self, dir: &Path, alerts: &[AlertEvent]) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let json = serde_json::to_string_pretty(self).expect("a report serialises");
+        std::fs::write(dir.join("report.json"), json + "\n")?;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join("alerts.ndjson"))?);
+        for a in alerts {
+            serde_json::to_writer(&mut f, a).expect("an alert serialises");
+            f.write_all(b"\n")?;
+        }
+        f.flush()
+    }
+
+    /// A few lines for a person.
+    pub fn summary(&self, score: &Score) -> String {
+        let mut s = format!(
+            "{} ({} mode, seed {}): {} vehicles ({} connected) for {:.0} s\n",
+            self.scenario,
+            self.mode,
+            self.seed,
+            self.vehicles,
+            self.connected_vehicles,
+            self.duration_s
+        );
+        s += &format!(
+            "  frames: {} sent, {} received, {} rejected; {:.1} B per object on the wire\n",
+            self.frames_sent, self.frames_received, self.frames_rejected, self.bytes_per_object_mean
+        );
+        for c in &score.conflicts {
+            match c.warned_at_s {
+                Some(t) => {
+                    s += &format!(
+                        "  conflict {}-{} at {:.1} s (min TTC {:.2} s): warned at {:.2} s, {:.2} s ahead\n",
+                        c.a, c.b, c.moment_s, c.min_ttc_s, t, c.moment_s - t
+                    )
+                }
+                None => {
+                    s += &format!(
+                        "  conflict {}-{} at {:.1} s (min TTC {:.2} s): NOT warned\n",
+                        c.a, c.b, c.moment_s, c.min_ttc_s
+                    )
+                }
+            }
+        }
+        s += &format!(
+            "  recall {:.2} ({} of {}), {} false alarms\n",
+            self.recall, self.conflicts_warned, self.true_conflicts, self.false_alarms
+        );
+        s += &format!(
+            "  end-to-end alert latency: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; edge processing p50 {:.0} us, p99 {:.0} us",
+            self.e2e_latency_ms.p50,
+            self.e2e_latency_ms.p99,
+            self.e2e_latency_ms.max,
+            self.edge_processing_us.p50,
+            self.edge_processing_us.p99
+        );
+        s
+    }
+}
