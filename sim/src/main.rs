@@ -20,6 +20,10 @@ enum Command {
         out: PathBuf,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Each vehicle's clock is offset from the edge's by up to this much, which the
+        /// agents' clock sync must absorb.
+        #[arg(long, default_value_t = 50.0)]
+        max_clock_offset_ms: f64,
     },
 }
 
@@ -33,9 +37,14 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Demo { out, seed } => {
+        Command::Demo {
+            out,
+            seed,
+            max_clock_offset_ms,
+        } => {
             let scenario = sim::world::Scenario::demo();
-            let opts = sim::live::LiveOptions::new(out.clone(), seed);
+            let mut opts = sim::live::LiveOptions::new(out.clone(), seed);
+            opts.max_clock_offset_us = (max_clock_offset_ms * 1000.0) as i64;
             println!(
                 "running {} in real time ({:.0} s): {} connected vehicles over zenoh/QUIC with mutual TLS",
                 scenario.name,

@@ -160,14 +160,13 @@ impl Scenario {
             // Opposing traffic passing v1 in the other lane, through the junction at about
             // 4.5 s, well before v2 gets there.
             car("v3", &[(51.3, LANE), (-200.0, LANE)], &[(0.0, 11.0)]),
-            // A platoon behind v1 at 2.1 s headway.
-            car("v4", &[(-105.0, -LANE), (200.0, -LANE)], &[(0.0, 12.0)]),
-            car("v5", &[(-130.0, -LANE), (200.0, -LANE)], &[(0.0, 12.0)]),
+            // A platoon behind v1 at 2.1 s headway, passing in front of v2 once it has stopped.
+            car("v4", &[(-125.0, -LANE), (200.0, -LANE)], &[(0.0, 12.0)]),
+            car("v5", &[(-150.0, -LANE), (200.0, -LANE)], &[(0.0, 12.0)]),
             // Southbound through the junction at about 3.3 s, long before v1 and v2.
             car("v6", &[(-LANE, 33.0), (-LANE, -200.0)], &[(0.0, 10.0)]),
-            // Southbound, through the junction at about 12 s, after everyone, passing the
-            // stopped v2 in the other lane.
-            car("v7", &[(-LANE, 133.0), (-LANE, -200.0)], &[(0.0, 11.0)]),
+            // Westbound, through the junction at about 13.5 s, passing the stopped v2.
+            car("v7", &[(150.0, LANE), (-200.0, LANE)], &[(0.0, 11.0)]),
             // Westbound, through the junction at about 1.5 s.
             car("v8", &[(18.0, LANE), (-200.0, LANE)], &[(0.0, 12.0)]),
         ];

@@ -117,12 +117,20 @@ impl IdMap {
     }
 }
 
+/// The frame rate limit: a token bucket that refills one frame per `min_interval_us` and holds
+/// at most `BURST` frames, so a 10 Hz producer with timer jitter is never held back (a plain
+/// "100 ms since the last send" rule would defer every frame that comes a little early and let
+/// the delay creep up), while the long-run rate stays at most 10 Hz.
+const BURST: f64 = 2.0;
+
 pub struct AgentCore {
     vehicle: VehicleId,
     min_interval_us: i64,
     seq: u32,
     clock: ClockEstimator,
-    last_sent_local_us: Option<i64>,
+    /// Tokens in the bucket at `bucket_at_us`.
+    tokens: f64,
+    bucket_at_us: Option<i64>,
     pending: Option<(i64, FeatureFrame)>,
     ids: IdMap,
     stats: AgentStats,
@@ -136,7 +144,8 @@ impl AgentCore {
             min_interval_us,
             seq: 0,
             clock: ClockEstimator::default(),
-            last_sent_local_us: None,
+            tokens: BURST,
+            bucket_at_us: None,
             pending: None,
             ids: IdMap {
                 quiet_us: 2_000_000,
@@ -217,19 +226,31 @@ impl AgentCore {
         Ok((capture, frame))
     }
 
+    fn tokens_at(&self, now_local_us: i64) -> f64 {
+        match self.bucket_at_us {
+            None => BURST,
+            Some(at) => (self.tokens
+                + (now_local_us - at).max(0) as f64 / self.min_interval_us.max(1) as f64)
+                .min(BURST),
+        }
+    }
+
     /// When the pending frame may go out, if there is one: now, or when the rate limit allows.
     pub fn next_frame_at(&self) -> Option<i64> {
         self.pending.as_ref()?;
-        Some(
-            self.last_sent_local_us
-                .map_or(i64::MIN, |t| t + self.min_interval_us),
-        )
+        Some(match self.bucket_at_us {
+            None => i64::MIN,
+            Some(at) if self.tokens >= 1.0 => at,
+            Some(at) => at + ((1.0 - self.tokens) * self.min_interval_us as f64).ceil() as i64,
+        })
     }
 
     /// The pending frame, stamped in edge time and encoded, if the rate limit allows it now and
     /// the clock offset is known (frames are never stamped with a guess).
     pub fn poll_frame(&mut self, now_local_us: i64) -> Option<Vec<u8>> {
-        if self.next_frame_at()? > now_local_us {
+        self.pending.as_ref()?;
+        let tokens = self.tokens_at(now_local_us);
+        if tokens < 1.0 {
             return None;
         }
         let estimate = self.clock_estimate(now_local_us)?;
@@ -242,7 +263,8 @@ impl AgentCore {
         frame.objects.clear();
         let header = frame.encode().map(|h| h.len()).unwrap_or(0);
         self.seq = self.seq.wrapping_add(1);
-        self.last_sent_local_us = Some(now_local_us);
+        self.tokens = tokens - 1.0;
+        self.bucket_at_us = Some(now_local_us);
         self.stats.frames_sent += 1;
         self.stats.frame_bytes += bytes.len() as u64;
         self.stats.object_bytes += (bytes.len() - header) as u64;

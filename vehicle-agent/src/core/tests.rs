@@ -69,18 +69,41 @@ fn frames_wait_for_the_clock_and_are_stamped_in_edge_time() {
 #[test]
 fn frames_are_rate_limited_to_10_hz_and_the_newest_perception_wins() {
     let mut a = synced();
-    a.handle_perception(0, &perception(&[1])).unwrap();
-    assert!(a.poll_frame(0).is_some());
+    // A burst of two goes out at once; the third waits for the bucket to refill.
+    for (t, n) in [(0, 1), (1_000, 1)] {
+        a.handle_perception(t, &perception(&[1])).unwrap();
+        assert!(a.poll_frame(t).is_some(), "frame {n}");
+    }
     a.handle_perception(40_000, &perception(&[1, 2])).unwrap();
     assert_eq!(a.poll_frame(40_000), None);
     assert_eq!(a.next_frame_at(), Some(100_000));
-    a.handle_perception(60_000, &perception(&[1, 2, 3]))
-        .unwrap();
+    a.handle_perception(60_000, &perception(&[1, 2, 3])).unwrap();
+    assert_eq!(a.poll_frame(99_999), None);
     let f = FeatureFrame::decode(&a.poll_frame(100_000).unwrap()).unwrap();
     assert_eq!(f.objects.len(), 3);
-    assert_eq!(f.seq, 1);
+    assert_eq!(f.seq, 2);
     assert_eq!(a.stats().perceptions_superseded, 1);
     assert_eq!(a.poll_frame(300_000), None, "nothing pending");
+}
+
+#[test]
+fn a_jittery_10_hz_producer_is_never_held_back_and_a_fast_one_is_held_to_10_hz() {
+    let mut a = synced();
+    // Pushes every 100 ms +- 3 ms.
+    for k in 0..100i64 {
+        let t = k * 100_000 + if k % 2 == 0 { 3_000 } else { -3_000 };
+        a.handle_perception(t, &perception(&[1])).unwrap();
+        assert!(a.poll_frame(t).is_some(), "push {k} held back");
+    }
+    // Pushes every 20 ms for 10 s, polled at each push: at most 10 Hz plus the burst.
+    let mut a = synced();
+    let mut sent = 0;
+    for k in 0..500i64 {
+        let t = k * 20_000;
+        a.handle_perception(t, &perception(&[1])).unwrap();
+        sent += a.poll_frame(t).is_some() as i64;
+    }
+    assert!((100..=102).contains(&sent), "{sent}");
 }
 
 #[test]
