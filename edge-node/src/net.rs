@@ -11,6 +11,7 @@ use crate::core::{EdgeConfig, EdgeCore, EdgeStats};
 use crate::histogram::Histogram;
 use crate::pki::CertFiles;
 use protocol::{keys, ClockReply, ClockRequest, Message, VehicleId};
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -82,7 +83,10 @@ pub fn router_config(
     let s = |p: &std::path::Path| serde_json::to_string(&p.display().to_string()).expect("str");
     let entries = [
         ("mode", "\"router\"".to_string()),
-        ("listen/endpoints", serde_json::to_string(listen).expect("list")),
+        (
+            "listen/endpoints",
+            serde_json::to_string(listen).expect("list"),
+        ),
         ("scouting/multicast/enabled", "false".into()),
         ("transport/unicast/max_sessions", max_sessions.to_string()),
         ("transport/link/tls/root_ca_certificate", s(&tls.ca)),
@@ -105,6 +109,8 @@ pub struct EdgeRunStats {
     /// Frames dropped because the core's queue was full.
     pub frames_dropped: u64,
     pub alerts_published: u64,
+    /// Alerts the transport refused (logged each time).
+    pub alerts_failed: u64,
     pub maps_published: u64,
     pub clock_queries: u64,
 }
@@ -247,14 +253,16 @@ async fn run_core(
                 if let Err(e) = core.handle_frame(clock(), incoming.vehicle, &incoming.bytes) {
                     tracing::debug!("rejected a frame from {}: {e}", incoming.vehicle);
                 }
-                stats.alerts_published +=
-                    publish_alerts(&session, &edge, &mut core, &mut publishers).await;
+                let (sent, failed) = publish_alerts(&session, &edge, &mut core, &mut publishers).await;
+                stats.alerts_published += sent;
+                stats.alerts_failed += failed;
                 stats.processing_us.record(started.elapsed().as_micros() as u64);
             }
             _ = tick.tick() => {
                 core.handle_tick(clock());
-                stats.alerts_published +=
-                    publish_alerts(&session, &edge, &mut core, &mut publishers).await;
+                let (sent, failed) = publish_alerts(&session, &edge, &mut core, &mut publishers).await;
+                stats.alerts_published += sent;
+                stats.alerts_failed += failed;
                 if let (Some(map), Some(publisher)) = (core.poll_map(), &map_publisher) {
                     if let Ok(bytes) = map.encode() {
                         if publisher.put(bytes).await.is_ok() {
@@ -269,35 +277,42 @@ async fn run_core(
     stats
 }
 
+/// Publishes every alert the core has queued; returns how many went out and how many failed
+/// (logged and counted, never silently lost).
 async fn publish_alerts(
     session: &zenoh::Session,
     edge: &str,
     core: &mut EdgeCore,
     publishers: &mut HashMap<VehicleId, zenoh::pubsub::Publisher<'static>>,
-) -> u64 {
-    let mut n = 0;
+) -> (u64, u64) {
+    let (mut sent, mut failed) = (0, 0);
     while let Some(alert) = core.poll_alert() {
-        if !publishers.contains_key(&alert.target) {
-            let declared = session
-                .declare_publisher(keys::alerts(edge, alert.target))
-                .express(true)
-                .congestion_control(zenoh::qos::CongestionControl::Block)
-                .await;
-            match declared {
-                Ok(p) => {
-                    publishers.insert(alert.target, p);
-                }
-                Err(e) => {
-                    tracing::warn!("cannot publish alerts to {}: {e}", alert.target);
-                    continue;
+        let publisher = match publishers.entry(alert.target) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                let declared = session
+                    .declare_publisher(keys::alerts(edge, alert.target))
+                    .express(true)
+                    .congestion_control(zenoh::qos::CongestionControl::Block)
+                    .await;
+                match declared {
+                    Ok(p) => e.insert(p),
+                    Err(err) => {
+                        tracing::warn!("cannot publish alerts to {}: {err}", alert.target);
+                        failed += 1;
+                        continue;
+                    }
                 }
             }
-        }
+        };
         let bytes = alert.encode().expect("alerts always encode");
-        match publishers[&alert.target].put(bytes).await {
-            Ok(()) => n += 1,
-            Err(e) => tracing::warn!("alert to {} not sent: {e}", alert.target),
+        match publisher.put(bytes).await {
+            Ok(()) => sent += 1,
+            Err(e) => {
+                tracing::warn!("alert to {} not sent: {e}", alert.target);
+                failed += 1;
+            }
         }
     }
-    n
+    (sent, failed)
 }

@@ -5,8 +5,8 @@ use serde::{de::DeserializeOwned, Serialize};
 /// The only format version this build reads and writes.
 pub const FORMAT_VERSION: u8 = 1;
 
-/// Messages longer than this are rejected before decoding. A frame with the maximum of 255
-/// objects is under 6 KiB, a situation map of 4,000 tracks under 64 KiB.
+/// Messages longer than this are rejected before decoding. The largest decodable frame (255
+/// objects, every field at its widest) is 6,176 B; a situation map track takes 13 to 31 B.
 pub const MAX_MESSAGE_LEN: usize = 256 * 1024;
 
 /// The second byte of every message, so that bytes published on the wrong key are refused

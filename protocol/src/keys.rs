@@ -57,7 +57,9 @@ pub fn status(edge: &str) -> String {
 pub fn parse_frames_key(edge: &str, key: &str) -> Option<VehicleId> {
     let rest = key.strip_prefix("v2e/edge/")?.strip_prefix(edge)?;
     let id = rest.strip_prefix("/frames/")?;
-    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) || id.len() > 10 {
+    // One spelling per id: no sign, no leading zero.
+    let canonical = id == "0" || !id.starts_with('0');
+    if id.is_empty() || !canonical || !id.bytes().all(|b| b.is_ascii_digit()) || id.len() > 10 {
         return None;
     }
     id.parse().ok().map(VehicleId)

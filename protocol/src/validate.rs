@@ -94,10 +94,11 @@ impl ValidatedFrame {
                 max_age_us: window.max_age_us,
             });
         }
+        let ahead_us = frame.capture_us.saturating_sub(now_us);
         let allowed_us = window.future_tolerance_us + frame.clock_uncertainty_us as i64;
-        if -age_us > allowed_us {
+        if ahead_us > allowed_us {
             return Err(ValidationError::FromFuture {
-                ahead_us: -age_us,
+                ahead_us,
                 allowed_us,
             });
         }

@@ -261,6 +261,13 @@ proptest! {
     }
 
     #[test]
+    fn validation_never_panics_on_extreme_times(now in any::<i64>(), capture in any::<i64>()) {
+        let mut frame = protocol::sample::representative_frame();
+        frame.capture_us = capture;
+        let _ = ValidatedFrame::new(frame, now, &FrameWindow::default());
+    }
+
+    #[test]
     fn sigma_never_understates(sigma_m in 0.0f64..9.0) {
         let s = Sigma::from_m("sigma", sigma_m).unwrap();
         prop_assert!(s.m() >= sigma_m - 1e-9);
@@ -308,7 +315,8 @@ fn validation_checks_ranges_ids_and_the_time_window() {
     let check = |f: FeatureFrame, now: i64| ValidatedFrame::new(f, now, &w).map(|_| ());
     assert!(check(representative_frame(), now).is_ok());
 
-    let cases: Vec<(&str, Box<dyn Fn(&mut FeatureFrame)>, i64, &str)> = vec![
+    type Mutation = Box<dyn Fn(&mut FeatureFrame)>;
+    let cases: Vec<(&str, Mutation, i64, &str)> = vec![
         ("too old", Box::new(|_| {}), now + 300_001, "too_old"),
         (
             "from the future",

@@ -92,8 +92,8 @@ pub async fn run_live(scenario: &Scenario, opts: &LiveOptions) -> anyhow::Result
             cert: files.cert,
             key: files.key,
         };
-        let offset = ((rng.fork(i as u64).uniform() * 2.0 - 1.0) * opts.max_clock_offset_us as f64)
-            as i64;
+        let offset =
+            ((rng.fork(i as u64).uniform() * 2.0 - 1.0) * opts.max_clock_offset_us as f64) as i64;
         let clock: LocalClock = Arc::new(move || system_us() + offset);
         let mut config = AgentNetConfig::new(vehicle_id(i), &opts.edge_id, &endpoint, tls);
         config.clock = clock;
@@ -185,7 +185,9 @@ pub async fn run_live(scenario: &Scenario, opts: &LiveOptions) -> anyhow::Result
     alerts.sort_by(|a, b| a.t_s.total_cmp(&b.t_s));
     let score = score(true_conflicts(scenario), &alerts);
     let report = Report::new(scenario, opts.seed, "live", &measured, &score, &alerts);
-    report.write(&opts.out, &alerts).context("writing the report")?;
+    report
+        .write(&opts.out, &alerts)
+        .context("writing the report")?;
     Ok(RunResult {
         report,
         score,
@@ -234,7 +236,10 @@ fn alert_event(
         other,
         ttc_s: (a.ttc_ms != u32::MAX).then_some(a.ttc_ms as f64 / 1000.0),
         probability: a.probability_pct as f64 / 100.0,
-        conflict_point: [(cp.x * 100.0).round() / 100.0, (cp.y * 100.0).round() / 100.0],
+        conflict_point: [
+            (cp.x * 100.0).round() / 100.0,
+            (cp.y * 100.0).round() / 100.0,
+        ],
         latency_ms: r.latency_us as f64 / 1000.0,
     }
 }

@@ -128,7 +128,10 @@ impl Report {
         );
         s += &format!(
             "  frames: {} sent, {} received, {} rejected; {:.1} B per object on the wire\n",
-            self.frames_sent, self.frames_received, self.frames_rejected, self.bytes_per_object_mean
+            self.frames_sent,
+            self.frames_received,
+            self.frames_rejected,
+            self.bytes_per_object_mean
         );
         for c in &score.conflicts {
             match c.warned_at_s {

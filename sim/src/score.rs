@@ -57,7 +57,10 @@ pub struct Score {
 
 impl Score {
     pub fn warned(&self) -> usize {
-        self.conflicts.iter().filter(|c| c.warned_at_s.is_some()).count()
+        self.conflicts
+            .iter()
+            .filter(|c| c.warned_at_s.is_some())
+            .count()
     }
 
     /// 1.0 when there is no true conflict to miss.
@@ -146,9 +149,12 @@ pub fn score(mut conflicts: Vec<TrueConflict>, alerts: &[AlertEvent]) -> Score {
     let mut lead_times_s = Vec::new();
     for c in &mut conflicts {
         let key = (c.a.clone(), c.b.clone());
-        c.warned_at_s = first_raise
-            .get(&key)
-            .and_then(|ts| ts.iter().copied().filter(|t| *t < c.moment_s).reduce(f64::min));
+        c.warned_at_s = first_raise.get(&key).and_then(|ts| {
+            ts.iter()
+                .copied()
+                .filter(|t| *t < c.moment_s)
+                .reduce(f64::min)
+        });
         if let Some(t) = c.warned_at_s {
             lead_times_s.push(c.moment_s - t);
         }

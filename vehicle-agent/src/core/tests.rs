@@ -77,7 +77,8 @@ fn frames_are_rate_limited_to_10_hz_and_the_newest_perception_wins() {
     a.handle_perception(40_000, &perception(&[1, 2])).unwrap();
     assert_eq!(a.poll_frame(40_000), None);
     assert_eq!(a.next_frame_at(), Some(100_000));
-    a.handle_perception(60_000, &perception(&[1, 2, 3])).unwrap();
+    a.handle_perception(60_000, &perception(&[1, 2, 3]))
+        .unwrap();
     assert_eq!(a.poll_frame(99_999), None);
     let f = FeatureFrame::decode(&a.poll_frame(100_000).unwrap()).unwrap();
     assert_eq!(f.objects.len(), 3);
