@@ -122,19 +122,26 @@ pub struct Scenario {
     pub actors: Vec<Actor>,
 }
 
-fn car(id: &str, path: &[(f64, f64)], speed: &[(f64, f64)]) -> Actor {
-    Actor {
-        id: id.into(),
-        class: ObjectClass::Car,
-        length_m: 4.5,
-        width_m: 1.8,
-        connected: true,
-        path: path.iter().map(|&(x, y)| V2::new(x, y)).collect(),
-        speed: speed
-            .iter()
-            .map(|&(t_s, speed_mps)| SpeedKey { t_s, speed_mps })
-            .collect(),
+impl Actor {
+    /// A connected 4.5 x 1.8 m car along `path` (metres) with `speed` keyframes (s, m/s).
+    pub fn car(id: &str, path: &[(f64, f64)], speed: &[(f64, f64)]) -> Actor {
+        Actor {
+            id: id.into(),
+            class: ObjectClass::Car,
+            length_m: 4.5,
+            width_m: 1.8,
+            connected: true,
+            path: path.iter().map(|&(x, y)| V2::new(x, y)).collect(),
+            speed: speed
+                .iter()
+                .map(|&(t_s, speed_mps)| SpeedKey { t_s, speed_mps })
+                .collect(),
+        }
     }
+}
+
+fn car(id: &str, path: &[(f64, f64)], speed: &[(f64, f64)]) -> Actor {
+    Actor::car(id, path, speed)
 }
 
 /// Lane centres are 1.75 m either side of the road axis; roads run along x and y through the
