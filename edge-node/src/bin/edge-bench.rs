@@ -1,0 +1,242 @@
+//! Drives the edge core with frames from N vehicles x 10 Hz x up to 30 objects in a dense
+//! synthetic area and prints, last, one JSON line with per-frame processing figures.
+//!
+//! Frames are generated (encoded) outside the timed section; only `handle_frame` and draining
+//! the alerts it produced are timed, plus the 10 Hz tick, whose cost is spread over the frames
+//! of its period in `frames_per_s_per_core`.
+//!
+//! `cargo run --release -p edge-node --bin edge-bench -- --vehicles 200 --seconds 20`
+
+use clap::Parser;
+use edge_node::core::{EdgeConfig, EdgeCore};
+use edge_node::histogram::Histogram;
+use nalgebra::{Vector2, Vector3};
+use protocol::{
+    EgoSi, EgoState, EnuFrame, FeatureFrame, Geodetic, Message, ObjectClass, ObjectSi,
+    PerceivedObject, VehicleId,
+};
+use rstar::{primitives::GeomWithData, RTree};
+use std::time::Instant;
+
+#[derive(Parser)]
+struct Args {
+    #[arg(long, default_value_t = 200)]
+    vehicles: usize,
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Objects each vehicle reports (the nearest ones within 80 m).
+    #[arg(long, default_value_t = 30)]
+    objects: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn normal(&mut self) -> f64 {
+        let (u1, u2) = (self.next().max(1e-300), self.next());
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Actor {
+    pos: Vector2<f64>,
+    vel: Vector2<f64>,
+    class: ObjectClass,
+}
+
+/// Vehicles on a grid of two-way roads every 25 m, pedestrians on the pavements; everything
+/// wraps around the square so the density stays constant.
+fn world(n_vehicles: usize, side: f64, rng: &mut Rng) -> Vec<Actor> {
+    let n_roads = (side / 25.0).floor().max(1.0) as usize;
+    let mut actors = Vec::new();
+    for i in 0..n_vehicles * 2 {
+        let vehicle = i < n_vehicles;
+        let road = (rng.next() * n_roads as f64).floor() * 25.0 - side / 2.0 + 12.5;
+        let along = rng.next() * side - side / 2.0;
+        let dir = if rng.next() < 0.5 { 1.0 } else { -1.0 };
+        let speed = if vehicle {
+            5.0 + 10.0 * rng.next()
+        } else {
+            1.0 + 0.8 * rng.next()
+        };
+        let lane = if vehicle { 1.75 * dir } else { 7.0 * dir };
+        let (pos, vel) = if rng.next() < 0.5 {
+            (Vector2::new(along, road - lane), Vector2::new(dir * speed, 0.0))
+        } else {
+            (Vector2::new(road + lane, along), Vector2::new(0.0, dir * speed))
+        };
+        let class = if vehicle {
+            ObjectClass::Car
+        } else {
+            ObjectClass::Pedestrian
+        };
+        actors.push(Actor { pos, vel, class });
+    }
+    actors
+}
+
+/// The last line the bench prints; fields in this order.
+#[derive(serde::Serialize)]
+struct Summary {
+    vehicles: usize,
+    frames: u64,
+    frames_dropped: u64,
+    per_frame_us: Quantiles,
+    frames_per_s_per_core: f64,
+    peak_rss_mb: f64,
+}
+
+#[derive(serde::Serialize)]
+struct Quantiles {
+    p50: f64,
+    p99: f64,
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn main() {
+    let args = Args::parse();
+    let mut rng = Rng(args.seed);
+    let side = ((args.vehicles as f64).sqrt() * 25.0).clamp(100.0, 700.0);
+    let mut actors = world(args.vehicles, side, &mut rng);
+    let origin = Geodetic::new(48.137154, 11.576124, 0.0);
+    let enu = EnuFrame::new(origin);
+    let mut core = EdgeCore::new(EdgeConfig::new("bench", origin));
+    let t0: i64 = 1_800_000_000_000_000;
+    let steps = (args.seconds * 10.0).round() as usize;
+    let n = args.vehicles;
+
+    let mut per_frame = Histogram::default();
+    let (mut frames, mut rejected, mut alerts) = (0u64, 0u64, 0u64);
+    let mut busy_us = 0.0;
+    for step in 0..steps {
+        // Move the world by one period and index it.
+        for a in actors.iter_mut() {
+            a.pos += a.vel * 0.1;
+            for k in 0..2 {
+                if a.pos[k] > side / 2.0 {
+                    a.pos[k] -= side;
+                } else if a.pos[k] < -side / 2.0 {
+                    a.pos[k] += side;
+                }
+            }
+        }
+        let tree = RTree::bulk_load(
+            actors
+                .iter()
+                .enumerate()
+                .map(|(i, a)| GeomWithData::new([a.pos.x, a.pos.y], i))
+                .collect(),
+        );
+        for v in 0..n {
+            // Vehicles report in turn across the period, as they would on air.
+            let capture = t0 + step as i64 * 100_000 + (v as i64 * 100_000) / n as i64;
+            let me = actors[v];
+            let g = enu.to_geodetic(&Vector3::new(me.pos.x, me.pos.y, 0.0));
+            let mut objects = Vec::with_capacity(args.objects);
+            for near in tree.nearest_neighbor_iter(&[me.pos.x, me.pos.y]) {
+                if objects.len() == args.objects {
+                    break;
+                }
+                let o = actors[near.data];
+                let d = o.pos - me.pos;
+                if near.data == v {
+                    continue;
+                }
+                if d.norm() > 80.0 {
+                    break;
+                }
+                let sigma = 0.15 + 0.004 * d.norm();
+                let (l, w) = o.class.default_size_dm();
+                let po = PerceivedObject::from_si(
+                    objects.len() as u16,
+                    &ObjectSi {
+                        class: o.class,
+                        offset_m: [d.x + sigma * rng.normal(), d.y + sigma * rng.normal()],
+                        velocity_mps: [o.vel.x, o.vel.y],
+                        yaw_rad: o.vel.y.atan2(o.vel.x),
+                        length_m: l as f64 / 10.0,
+                        width_m: w as f64 / 10.0,
+                        sigma_m: sigma,
+                        confidence: 0.9,
+                    },
+                )
+                .expect("in range");
+                objects.push(po);
+            }
+            let frame = FeatureFrame {
+                vehicle: VehicleId(v as u32 + 1),
+                seq: step as u32,
+                capture_us: capture,
+                clock_uncertainty_us: 500,
+                ego: EgoState::from_si(&EgoSi {
+                    lat_deg: g.lat_deg,
+                    lon_deg: g.lon_deg,
+                    speed_mps: me.vel.norm(),
+                    yaw_rad: me.vel.y.atan2(me.vel.x),
+                    yaw_rate_radps: 0.0,
+                    accel_mps2: 0.0,
+                    length_m: 4.5,
+                    width_m: 1.8,
+                    position_sigma_m: 0.3,
+                })
+                .expect("in range"),
+                objects,
+            };
+            let bytes = frame.encode().expect("encodes");
+            let started = Instant::now();
+            let result = core.handle_frame(capture + 3_000, VehicleId(v as u32 + 1), &bytes);
+            while core.poll_alert().is_some() {
+                alerts += 1;
+            }
+            let us = started.elapsed().as_secs_f64() * 1e6;
+            busy_us += us;
+            per_frame.record(us.round() as u64);
+            frames += 1;
+            rejected += result.is_err() as u64;
+        }
+        let started = Instant::now();
+        core.handle_tick(t0 + (step as i64 + 1) * 100_000);
+        while core.poll_alert().is_some() {
+            alerts += 1;
+        }
+        let _ = core.poll_map();
+        busy_us += started.elapsed().as_secs_f64() * 1e6;
+    }
+    eprintln!(
+        "area {side:.0} m square, {} tracks at the end, {alerts} alert messages, rejected by reason {:?}",
+        core.tracks().len(),
+        core.stats().frames_rejected
+    );
+    let summary = Summary {
+        vehicles: n,
+        frames,
+        frames_dropped: rejected,
+        per_frame_us: Quantiles {
+            p50: per_frame.quantile(0.5),
+            p99: per_frame.quantile(0.99),
+        },
+        frames_per_s_per_core: frames as f64 / (busy_us * 1e-6),
+        peak_rss_mb: peak_rss_mb(),
+    };
+    println!("{}", serde_json::to_string(&summary).expect("serialises"));
+}
