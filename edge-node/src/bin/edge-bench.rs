@@ -70,9 +70,15 @@ fn world(n_vehicles: usize, side: f64, rng: &mut Rng) -> Vec<Actor> {
         };
         let lane = if vehicle { 1.75 * dir } else { 7.0 * dir };
         let (pos, vel) = if rng.next() < 0.5 {
-            (Vector2::new(along, road - lane), Vector2::new(dir * speed, 0.0))
+            (
+                Vector2::new(along, road - lane),
+                Vector2::new(dir * speed, 0.0),
+            )
         } else {
-            (Vector2::new(road + lane, along), Vector2::new(0.0, dir * speed))
+            (
+                Vector2::new(road + lane, along),
+                Vector2::new(0.0, dir * speed),
+            )
         };
         let class = if vehicle {
             ObjectClass::Car
