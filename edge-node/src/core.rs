@@ -11,7 +11,7 @@
 //! outputs.
 
 use crate::alerts::{AlertMachine, AlertParams, Transition};
-use crate::geometry::{encounter, Mover, V2};
+use crate::geometry::{encounter, may_meet, Mover, V2};
 use crate::tracks::{Observation, Track, TrackId, TrackParams, TrackStore};
 use nalgebra::Vector3;
 use protocol::units::yaw_to_u8;
@@ -322,11 +322,12 @@ impl EdgeCore {
                 }
                 self.stats.pairs_evaluated += 1;
                 let (ma, mb) = (ta.mover_at(t_eval_us), tb.mover_at(t_eval_us));
-                let enc = encounter(&ma, &mb, horizon_s);
-                let Some(transition) = self.alerts.evaluate(now_us, pair.0, pair.1, enc.ttc_s)
-                else {
+                let enc = may_meet(&ma, &mb, horizon_s).then(|| encounter(&ma, &mb, horizon_s));
+                let ttc_s = enc.and_then(|e| e.ttc_s);
+                let Some(transition) = self.alerts.evaluate(now_us, pair.0, pair.1, ttc_s) else {
                     continue;
                 };
+                let enc = enc.unwrap_or_else(|| encounter(&ma, &mb, horizon_s));
                 let probability =
                     collision_probability(&ma, &mb, ta.sigma_m.hypot(tb.sigma_m), horizon_s);
                 let (ta, tb) = (ta.clone(), tb.clone());

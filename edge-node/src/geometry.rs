@@ -105,31 +105,6 @@ fn convex_hull(mut pts: Vec<V2>) -> Vec<V2> {
     hull
 }
 
-/// Distance from `p` to a counter-clockwise convex polygon (0 inside).
-fn distance_to_polygon(poly: &[V2], p: &V2) -> f64 {
-    let n = poly.len();
-    let mut inside = n >= 3;
-    let mut best = f64::INFINITY;
-    for i in 0..n {
-        let (a, b) = (poly[i], poly[(i + 1) % n]);
-        let ab = b - a;
-        if ab.perp(&(p - a)) < 0.0 {
-            inside = false;
-        }
-        let t = if ab.norm_squared() > 0.0 {
-            ((p - a).dot(&ab) / ab.norm_squared()).clamp(0.0, 1.0)
-        } else {
-            0.0
-        };
-        best = best.min((a + ab * t - p).norm());
-    }
-    if inside {
-        0.0
-    } else {
-        best
-    }
-}
-
 /// The earliest `t >= 0` at which `v * t` lies in the polygon (Cyrus-Beck clipping).
 fn ray_entry(poly: &[V2], v: &V2) -> Option<f64> {
     let n = poly.len();
@@ -174,39 +149,62 @@ pub fn encounter(a: &Mover, b: &Mover, horizon_s: f64) -> Encounter {
             conflict_point: midpoint(t),
         };
     }
-    // The gap is convex in t: golden-section search for its minimum.
-    let gap = |t: f64| distance_to_polygon(&diff, &(v * t));
-    let (mut lo, mut hi) = (0.0, horizon_s);
-    let r = (5f64.sqrt() - 1.0) / 2.0;
-    let (mut x1, mut x2) = (hi - r * (hi - lo), lo + r * (hi - lo));
-    let (mut f1, mut f2) = (gap(x1), gap(x2));
-    for _ in 0..48 {
-        if f1 <= f2 {
-            hi = x2;
-            (x2, f2) = (x1, f1);
-            x1 = hi - r * (hi - lo);
-            f1 = gap(x1);
-        } else {
-            lo = x1;
-            (x1, f1) = (x2, f2);
-            x2 = lo + r * (hi - lo);
-            f2 = gap(x2);
+    // No contact: the least gap is the distance between the segment swept by v * t over the
+    // horizon and the polygon. Neither crosses the other, so it is the least of the
+    // point-to-segment distances between the segment's ends and the edges, and between the
+    // polygon's vertices and the segment.
+    let seg_end = v * horizon_s;
+    let mut best = (f64::INFINITY, 0.0);
+    let n = diff.len();
+    for i in 0..n {
+        let (a, b) = (diff[i], diff[(i + 1) % n]);
+        for (p, t) in [(V2::zeros(), 0.0), (seg_end, horizon_s)] {
+            let d = point_segment(&p, &a, &b).0;
+            if d < best.0 {
+                best = (d, t);
+            }
+        }
+        let (d, u) = point_segment(&a, &V2::zeros(), &seg_end);
+        if d < best.0 {
+            best = (d, u * horizon_s);
         }
     }
-    let mut t = (lo + hi) / 2.0;
-    let mut g = gap(t);
-    for edge in [0.0, horizon_s] {
-        let ge = gap(edge);
-        if ge < g {
-            (t, g) = (edge, ge);
-        }
+    if n == 1 {
+        let (d, u) = point_segment(&diff[0], &V2::zeros(), &seg_end);
+        best = (d, u * horizon_s);
     }
     Encounter {
         ttc_s: None,
-        closest_s: t,
-        min_gap_m: g,
-        conflict_point: midpoint(t),
+        closest_s: best.1,
+        min_gap_m: best.0,
+        conflict_point: midpoint(best.1),
     }
+}
+
+/// Distance from `p` to segment `a`-`b`, and the position of the nearest point as a fraction
+/// of the way from `a` to `b`.
+fn point_segment(p: &V2, a: &V2, b: &V2) -> (f64, f64) {
+    let ab = b - a;
+    let len2 = ab.norm_squared();
+    let u = if len2 > 0.0 {
+        ((p - a).dot(&ab) / len2).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    ((a + ab * u - p).norm(), u)
+}
+
+/// Whether the circles around two footprints can come within touching distance over the
+/// horizon: a cheap test that rules out most pairs before [`encounter`].
+pub fn may_meet(a: &Mover, b: &Mover, horizon_s: f64) -> bool {
+    let p = b.center - a.center;
+    let v = b.velocity - a.velocity;
+    let t = if v.norm_squared() > 0.0 {
+        (-p.dot(&v) / v.norm_squared()).clamp(0.0, horizon_s)
+    } else {
+        0.0
+    };
+    (p + v * t).norm() <= a.radius() + b.radius()
 }
 
 #[cfg(test)]

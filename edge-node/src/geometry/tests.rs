@@ -123,3 +123,27 @@ fn standing_objects_keep_their_gap() {
         6.0,
     );
 }
+
+#[test]
+fn the_circle_prefilter_never_rules_out_a_collision() {
+    // Sweep many encounters: whenever the exact test finds contact, the prefilter allows it.
+    let mut n_contact = 0;
+    for i in 0..40 {
+        for j in 0..40 {
+            let a = car(-30.0 + i as f64, 0.0, 0.0, 10.0);
+            let b = car(0.0, -40.0 + j as f64 * 2.0, FRAC_PI_2 + 0.05 * j as f64, 8.0);
+            let e = encounter(&a, &b, 5.0);
+            if e.ttc_s.is_some() {
+                n_contact += 1;
+                assert!(may_meet(&a, &b, 5.0), "{a:?} {b:?}");
+            }
+            // The gap is the true least gap: sampled gaps are never smaller.
+            for k in 0..=50 {
+                let t = k as f64 * 0.1;
+                let g = encounter(&a.at(t), &b.at(t), 0.0).min_gap_m;
+                assert!(g >= e.min_gap_m - 1e-6, "t {t}: {g} < {}", e.min_gap_m);
+            }
+        }
+    }
+    assert!(n_contact > 50);
+}
