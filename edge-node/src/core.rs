@@ -37,8 +37,10 @@ pub struct EdgeConfig {
     pub window: FrameWindow,
     pub tracks: TrackParams,
     pub alerts: AlertParams,
-    /// A track no source has reported for this long is dropped, microseconds.
+    /// A confirmed track no source has reported for this long is dropped, microseconds.
     pub track_timeout_us: i64,
+    /// A tentative track (seen in one frame only) is dropped after this, microseconds.
+    pub tentative_timeout_us: i64,
     /// Situation map period, microseconds (10 Hz).
     pub map_period_us: i64,
 }
@@ -53,6 +55,7 @@ impl EdgeConfig {
             tracks: TrackParams::default(),
             alerts: AlertParams::default(),
             track_timeout_us: 1_000_000,
+            tentative_timeout_us: 500_000,
             map_period_us: 100_000,
         }
     }
@@ -104,6 +107,8 @@ pub struct EdgeStats {
     pub tracks_created: u64,
     pub tracks_expired: u64,
     pub tracks_left_area: u64,
+    /// Duplicate tracks of one road user merged into one.
+    pub tracks_merged: u64,
     pub pairs_evaluated: u64,
     pub alerts_raised: u64,
     pub alerts_refreshed: u64,
@@ -245,7 +250,7 @@ impl EdgeCore {
         let east = self.frame.rotate_from(&sender, [1.0, 0.0]);
         let axes_angle = east[1].atan2(east[0]);
         let rotate = |v: [f64; 2]| V2::from(self.frame.rotate_from(&sender, v));
-        let sigma_clock_m = |speed: f64| speed * f.clock_uncertainty_us as f64 * 1e-6;
+        let clock_sigma_s = f.clock_uncertainty_us as f64 * 1e-6;
 
         let ego_vel = rotate(f.ego.velocity_mps());
         let mut observations = Vec::with_capacity(f.objects.len() + 1);
@@ -259,11 +264,11 @@ impl EdgeCore {
             yaw: f.ego.yaw_rad() + axes_angle,
             length: f.ego.length_m(),
             width: f.ego.width_m(),
-            sigma_m: f
-                .ego
-                .position_sigma_m()
-                .hypot(sigma_clock_m(ego_vel.norm())),
+            yaw_rate: Some(f.ego.yaw_rate_radps()),
+            sigma_m: f.ego.position_sigma_m(),
+            sender_sigma_m: f.ego.position_sigma_m(),
             vel_sigma_mps: EGO_VELOCITY_SIGMA_MPS,
+            clock_sigma_s,
         });
         for o in &f.objects {
             let vel = rotate(o.velocity_mps());
@@ -277,37 +282,31 @@ impl EdgeCore {
                 yaw: o.yaw_rad() + axes_angle,
                 length: o.length_m(),
                 width: o.width_m(),
-                sigma_m: o
-                    .sigma
-                    .m()
-                    .hypot(f.ego.position_sigma_m())
-                    .hypot(sigma_clock_m(vel.norm())),
+                yaw_rate: None,
+                // The sender's own position error moves everything it reports.
+                sigma_m: o.sigma.m().hypot(f.ego.position_sigma_m()),
+                sender_sigma_m: f.ego.position_sigma_m(),
                 vel_sigma_mps: DETECTION_VELOCITY_SIGMA_MPS,
+                clock_sigma_s,
             });
         }
-        let mut touched = Vec::with_capacity(observations.len());
-        for obs in &observations {
-            self.stats.observations += 1;
-            if obs.pos.norm() > self.config.radius_m {
-                self.stats.observations_out_of_area += 1;
-                continue;
-            }
-            let n_before = self.tracks.len();
-            let id = self.tracks.observe(obs, &touched);
-            if self.tracks.len() > n_before {
-                self.stats.tracks_created += 1;
-            }
-            touched.push(id);
-        }
-        touched.sort_unstable();
-        touched.dedup();
-        touched
+        self.stats.observations += observations.len() as u64;
+        let radius = self.config.radius_m;
+        let n_before = observations.len();
+        observations.retain(|o| o.pos.norm() <= radius);
+        self.stats.observations_out_of_area += (n_before - observations.len()) as u64;
+        let update = self.tracks.observe_frame(&observations);
+        self.stats.tracks_created += update.created as u64;
+        update.touched
     }
 
     fn evaluate_conflicts(&mut self, now_us: i64, t_eval_us: i64, touched: &[TrackId]) {
         let horizon_s = self.config.tracks.horizon_s;
         let mut seen = BTreeSet::new();
         for &a in touched {
+            if !self.tracks.get(a).is_some_and(|t| t.confirmed) {
+                continue;
+            }
             for b in self.tracks.candidates(a) {
                 let pair = (a.min(b), a.max(b));
                 if !seen.insert(pair) {
@@ -329,7 +328,7 @@ impl EdgeCore {
                 };
                 let enc = enc.unwrap_or_else(|| encounter(&ma, &mb, horizon_s));
                 let probability =
-                    collision_probability(&ma, &mb, ta.sigma_m.hypot(tb.sigma_m), horizon_s);
+                    collision_probability(&ma, &mb, ta.sigma_m().hypot(tb.sigma_m()), horizon_s);
                 let (ta, tb) = (ta.clone(), tb.clone());
                 let conflict = Conflict {
                     ttc_s: enc.ttc_s,
@@ -393,7 +392,7 @@ impl EdgeCore {
             vehicle: t.vehicle,
             class: t.class,
             position: self.geo(m.center),
-            velocity_cms: cms(t.vel),
+            velocity_cms: cms(t.vel()),
             yaw: yaw_to_u8("yaw", t.yaw).unwrap_or(0),
             length_dm: dm(t.length),
             width_dm: dm(t.width),
@@ -404,14 +403,20 @@ impl EdgeCore {
     pub fn handle_tick(&mut self, now_us: i64) {
         let radius = self.config.radius_m;
         let before = now_us - self.config.track_timeout_us;
-        let removed = self.tracks.expire(now_us, before, |p| p.norm() > radius);
+        let tentative_before = now_us - self.config.tentative_timeout_us;
+        let mut removed =
+            self.tracks
+                .expire(now_us, before, tentative_before, |p| p.norm() > radius);
         for t in &removed {
-            if t.last_update_us < before {
+            if t.last_update_us < before || (!t.confirmed && t.last_update_us < tentative_before) {
                 self.stats.tracks_expired += 1;
             } else {
                 self.stats.tracks_left_area += 1;
             }
         }
+        let merged = self.tracks.merge_duplicates(now_us);
+        self.stats.tracks_merged += merged.len() as u64;
+        removed.extend(merged.into_iter().map(|(t, _)| t));
         let gone: Vec<TrackId> = removed.iter().map(|t| t.id).collect();
         for ((a, b), alert_id) in self.alerts.expire(now_us, &gone) {
             let find = |id| {
@@ -446,7 +451,7 @@ impl EdgeCore {
             origin: self.config.origin.to_point(),
             tracks: self
                 .tracks
-                .iter()
+                .confirmed()
                 .take(protocol::map::MAX_TRACKS)
                 .map(|t| {
                     let c = t.mover_at(now_us).center;
@@ -455,7 +460,7 @@ impl EdgeCore {
                         vehicle: t.vehicle,
                         class: t.class,
                         offset_cm: [(c.x * 100.0).round() as i32, (c.y * 100.0).round() as i32],
-                        velocity_cms: cms(t.vel),
+                        velocity_cms: cms(t.vel()),
                         yaw: yaw_to_u8("yaw", t.yaw).unwrap_or(0),
                         length_dm: dm(t.length),
                         width_dm: dm(t.width),

@@ -6,6 +6,7 @@
 //! [`pki`] makes the embedded default's certificates.
 
 pub mod alerts;
+pub mod assignment;
 pub mod core;
 pub mod geometry;
 pub mod histogram;

@@ -1,17 +1,46 @@
 //! Tracks: the edge's road users, one per real object however many vehicles report it, held in
 //! an R-tree of swept envelopes.
 //!
-//! This is the walking skeleton's association: nearest compatible track within a distance gate,
-//! with a per-source memory of which local object id fed which track, and inverse-variance
-//! blending of positions and velocities. It deliberately does not do optimal assignment,
-//! covariance intersection or track confirmation yet.
+//! Per frame ([`TrackStore::observe_frame`]):
+//! 1. **Time alignment.** Every observation and every candidate track are brought to a common
+//!    time: observations with constant velocity, or constant turn rate where the sender gave a
+//!    yaw rate (its own report); covariances grow with the prediction age (white acceleration
+//!    noise) and with the sender's clock uncertainty times the object's speed.
+//! 2. **Gating.** Candidate tracks come from an R-tree probe around each observation (never an
+//!    all-pairs loop); a pair is gated when the squared Mahalanobis distance of the positions is
+//!    within the chi-square 95 % bound for two degrees of freedom (5.99) and the classes are
+//!    compatible. A vehicle's own report goes to the track bound to it.
+//! 3. **Assignment.** Gated pairs form clusters (connected components); each cluster is solved
+//!    optimally with the Hungarian method, where leaving an observation unassigned (a new
+//!    track) costs the gate. The source's previous choice for the same local id gets a small
+//!    bonus, so ids stay stable when two candidates are equally good.
+//! 4. **Fusion.** Track and observation are fused by covariance intersection (the fast
+//!    trace-weighted form): the errors of different vehicles are correlated in unknown ways
+//!    (shared maps, similar sensors, the same track fed back), and covariance intersection is
+//!    consistent whatever the correlation. Across time the track is a constant-velocity
+//!    filter: predict with process noise, then intersect.
+//! 5. **Life cycle.** A track born from a vehicle's own report is confirmed at once; one born
+//!    from detections is tentative until a second frame (from any vehicle) confirms it, and
+//!    dies if none does within `tentative_timeout_us`. Confirmed tracks die after
+//!    `track_timeout_us` without an update (see `EdgeConfig`). Ids are never reused. Two
+//!    confirmed tracks that gate with each other are merged into the older one at each tick.
+//!
+//! Only confirmed tracks take part in conflicts and the situation map.
 
+use crate::assignment::hungarian;
 use crate::geometry::{Mover, V2};
+use nalgebra::{Matrix2, Matrix4, Vector4};
 use protocol::{ObjectClass, VehicleId};
 use rstar::{RTree, RTreeObject, AABB};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub type TrackId = u32;
+type M2 = Matrix2<f64>;
+type M4 = Matrix4<f64>;
+type V4 = Vector4<f64>;
+
+/// The chi-square 95 % quantile for two degrees of freedom.
+pub const GATE_CHI2_95: f64 = 5.991;
 
 /// One observation of a road user, already in the edge's ENU frame.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -24,17 +53,166 @@ pub struct Observation {
     pub pos: V2,
     pub vel: V2,
     pub yaw: f64,
+    /// Known for a vehicle's report of itself; used for constant-turn-rate alignment.
+    pub yaw_rate: Option<f64>,
     pub length: f64,
     pub width: f64,
+    /// One sigma of the position, metres (isotropic), all errors included.
     pub sigma_m: f64,
+    /// The part of `sigma_m` that is the sender's own position error (shared by everything it
+    /// reports); for a vehicle's report of itself, all of it.
+    pub sender_sigma_m: f64,
     /// One sigma of each velocity component, m/s.
     pub vel_sigma_mps: f64,
+    /// The sender's clock uncertainty, seconds: a timing error becomes a position error of
+    /// speed times this.
+    pub clock_sigma_s: f64,
 }
 
 impl Observation {
-    fn predicted(&self, t_us: i64) -> V2 {
-        self.pos + self.vel * ((t_us - self.t_us) as f64 * 1e-6)
+    fn state(&self) -> V4 {
+        V4::new(self.pos.x, self.pos.y, self.vel.x, self.vel.y)
     }
+
+    /// The covariance split into a part that may be correlated with other estimates (`dep`:
+    /// the sender's own position error and clock error, which every object it reports
+    /// shares, frame after frame) and a part that is independent of everything else (`ind`:
+    /// the detection's own noise).
+    fn covariance(&self) -> Split {
+        let clock_var = (self.vel.norm() * self.clock_sigma_s).powi(2);
+        let (dep_pos, ind_pos) = match self.local_id {
+            None => (self.sigma_m.powi(2) + clock_var, 0.0),
+            Some(_) => (
+                self.sender_sigma_m.powi(2) + clock_var,
+                (self.sigma_m.powi(2) - self.sender_sigma_m.powi(2)).max(1e-4),
+            ),
+        };
+        let vel_var = self.vel_sigma_mps.powi(2);
+        Split {
+            dep: M4::from_diagonal(&V4::new(dep_pos, dep_pos, 0.0, 0.0)),
+            ind: M4::from_diagonal(&V4::new(ind_pos, ind_pos, vel_var, vel_var)),
+        }
+    }
+
+    /// The observation predicted to `t_us`: constant turn rate where the yaw rate is known,
+    /// else constant velocity; the covariance grows with the age.
+    fn aligned(&self, t_us: i64, accel_noise: f64) -> (V4, Split) {
+        let dt = (t_us - self.t_us) as f64 * 1e-6;
+        let mut x = self.state();
+        match self.yaw_rate.filter(|w| w.abs() > 1e-3) {
+            Some(w) => {
+                let (speed, heading) = (self.vel.norm(), self.vel.y.atan2(self.vel.x));
+                let h1 = heading + w * dt;
+                x[0] += speed / w * (h1.sin() - heading.sin());
+                x[1] += speed / w * (heading.cos() - h1.cos());
+                x[2] = speed * h1.cos();
+                x[3] = speed * h1.sin();
+            }
+            None => {
+                x[0] += self.vel.x * dt;
+                x[1] += self.vel.y * dt;
+            }
+        }
+        (x, self.covariance().predicted(dt, accel_noise))
+    }
+}
+
+/// A covariance as the sum of a possibly correlated and an independent part (split
+/// covariance intersection).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Split {
+    pub dep: M4,
+    pub ind: M4,
+}
+
+impl Split {
+    pub fn total(&self) -> M4 {
+        self.dep + self.ind
+    }
+
+    /// Constant-velocity prediction over `dt`; the process noise is independent of anything
+    /// else.
+    fn predicted(&self, dt: f64, accel_noise: f64) -> Split {
+        let (f, q) = cv_model(dt, accel_noise);
+        Split {
+            dep: f * self.dep * f.transpose(),
+            ind: f * self.ind * f.transpose() + q,
+        }
+    }
+}
+
+/// Constant-velocity transition and white-acceleration process noise over `dt` seconds.
+fn cv_model(dt: f64, accel_noise: f64) -> (M4, M4) {
+    let mut f = M4::identity();
+    f[(0, 2)] = dt;
+    f[(1, 3)] = dt;
+    let q = accel_noise * accel_noise;
+    let (dt2, dt3, dt4) = (dt * dt, dt.abs().powi(3), dt.powi(4));
+    let mut qm = M4::zeros();
+    for k in 0..2 {
+        qm[(k, k)] = q * dt4 / 4.0;
+        qm[(k, k + 2)] = q * dt3 / 2.0 * dt.signum();
+        qm[(k + 2, k)] = qm[(k, k + 2)];
+        qm[(k + 2, k + 2)] = q * dt2;
+    }
+    (f, qm)
+}
+
+/// The weight of split covariance intersection that minimises the trace of the fused position
+/// covariance: a golden-section search over the 2 x 2 position blocks, which is cheap.
+fn split_weight(a: &Split, b: &Split) -> f64 {
+    let block = |m: &M4| -> M2 { m.fixed_view::<2, 2>(0, 0).into() };
+    let (da, ia, db, ib) = (block(&a.dep), block(&a.ind), block(&b.dep), block(&b.ind));
+    if da.trace() <= 1e-12 || db.trace() <= 1e-12 {
+        return 0.5; // nothing correlated on one side: any weight gives the same result
+    }
+    let fused_trace = |w: f64| {
+        let p1 = da / w + ia;
+        let p2 = db / (1.0 - w) + ib;
+        match (p1.try_inverse(), p2.try_inverse()) {
+            (Some(i1), Some(i2)) => (i1 + i2).try_inverse().map_or(f64::INFINITY, |p| p.trace()),
+            _ => f64::INFINITY,
+        }
+    };
+    let r = (5f64.sqrt() - 1.0) / 2.0;
+    let (mut lo, mut hi) = (1e-3, 1.0 - 1e-3);
+    let (mut x1, mut x2) = (hi - r * (hi - lo), lo + r * (hi - lo));
+    let (mut f1, mut f2) = (fused_trace(x1), fused_trace(x2));
+    for _ in 0..16 {
+        if f1 <= f2 {
+            hi = x2;
+            (x2, f2) = (x1, f1);
+            x1 = hi - r * (hi - lo);
+            f1 = fused_trace(x1);
+        } else {
+            lo = x1;
+            (x1, f1) = (x2, f2);
+            x2 = lo + r * (hi - lo);
+            f2 = fused_trace(x2);
+        }
+    }
+    (lo + hi) / 2.0
+}
+
+/// Split covariance intersection (Julier and Uhlmann 2001) of two estimates: the independent
+/// parts add information as in a Kalman update, the possibly correlated parts are intersected,
+/// so the result is consistent whatever their correlation. The weight minimises the fused
+/// position covariance's trace.
+fn split_intersection(xa: &V4, a: &Split, xb: &V4, b: &Split) -> Option<(V4, Split)> {
+    let w = split_weight(a, b);
+    let p1 = a.dep / w + a.ind;
+    let p2 = b.dep / (1.0 - w) + b.ind;
+    let (i1, i2) = (p1.try_inverse()?, p2.try_inverse()?);
+    let p = (i1 + i2).try_inverse()?;
+    let x = p * (i1 * xa + i2 * xb);
+    let ind = p * (i1 * a.ind * i1 + i2 * b.ind * i2) * p;
+    let sym = |m: M4| (m + m.transpose()) * 0.5;
+    let (p, ind) = (sym(p), sym(ind));
+    // Rounding must not leave a negative correlated part; a non-finite result (degenerate
+    // inputs) is refused and the track keeps its previous state.
+    let dep = (p - ind).map(|v| if v.abs() < 1e-12 { 0.0 } else { v });
+    let ok = x.iter().chain(p.iter()).all(|v| v.is_finite()) && (0..4).all(|k| dep[(k, k)] >= 0.0);
+    ok.then_some((x, Split { dep, ind: p - dep }))
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -43,39 +221,49 @@ pub struct Track {
     pub class: ObjectClass,
     /// The connected vehicle this track is, once that vehicle has reported itself.
     pub vehicle: Option<VehicleId>,
-    /// State at `t_us`.
+    /// Time of the state, µs.
     pub t_us: i64,
-    pub pos: V2,
-    pub vel: V2,
+    x: V4,
+    p: Split,
     pub yaw: f64,
     pub length: f64,
     pub width: f64,
-    pub sigma_m: f64,
-    pub vel_sigma_mps: f64,
     pub last_update_us: i64,
+    pub born_us: i64,
+    born_from: VehicleId,
+    pub confirmed: bool,
     envelope: Entry,
 }
 
 impl Track {
+    pub fn pos(&self) -> V2 {
+        V2::new(self.x[0], self.x[1])
+    }
+
+    pub fn vel(&self) -> V2 {
+        V2::new(self.x[2], self.x[3])
+    }
+
+    /// One sigma of the position, metres (the root mean of the two axes' variances).
+    pub fn sigma_m(&self) -> f64 {
+        let p = self.p.total();
+        ((p[(0, 0)] + p[(1, 1)]) / 2.0).sqrt()
+    }
+
     pub fn mover_at(&self, t_us: i64) -> Mover {
         Mover {
-            center: self.pos + self.vel * ((t_us - self.t_us) as f64 * 1e-6),
+            center: self.pos() + self.vel() * ((t_us - self.t_us) as f64 * 1e-6),
             yaw: self.yaw,
             length: self.length,
             width: self.width,
-            velocity: self.vel,
+            velocity: self.vel(),
         }
     }
 
-    /// Position uncertainty after predicting to `t_us`, growing with the prediction age.
-    fn sigma_at(&self, t_us: i64, accel_noise: f64) -> f64 {
-        let dt = ((t_us - self.t_us).abs() as f64) * 1e-6;
-        self.sigma_m.hypot(0.5 * accel_noise * dt * dt + 0.5 * dt)
-    }
-
-    fn vel_sigma_at(&self, t_us: i64, accel_noise: f64) -> f64 {
-        let dt = ((t_us - self.t_us).abs() as f64) * 1e-6;
-        self.vel_sigma_mps.hypot(accel_noise * dt)
+    fn predicted(&self, t_us: i64, accel_noise: f64) -> (V4, Split) {
+        let dt = (t_us - self.t_us) as f64 * 1e-6;
+        let (f, _) = cv_model(dt, accel_noise);
+        (f * self.x, self.p.predicted(dt, accel_noise))
     }
 }
 
@@ -96,14 +284,19 @@ impl RTreeObject for Entry {
 
 #[derive(Debug, Clone, Copy)]
 pub struct TrackParams {
-    /// Association gate on centre distance, metres, widened by 3 sigma of both sides.
+    /// Margin added around envelopes, metres, so that probes find tracks whose footprint edge
+    /// is near.
     pub gate_m: f64,
     /// How far ahead envelopes reach (the conflict horizon), seconds.
     pub horizon_s: f64,
     /// How far back envelopes reach, for frames that arrive a little late, seconds.
     pub lookback_s: f64,
-    /// Acceleration noise for uncertainty growth, m/s^2.
+    /// White acceleration noise of the motion model, m/s^2.
     pub accel_noise: f64,
+    /// Squared Mahalanobis gate.
+    pub gate_chi2: f64,
+    /// How much cheaper it is for an observation to continue the track its source fed last time.
+    pub memory_bonus: f64,
 }
 
 impl Default for TrackParams {
@@ -113,8 +306,18 @@ impl Default for TrackParams {
             horizon_s: 5.0,
             lookback_s: 0.3,
             accel_noise: 3.0,
+            gate_chi2: GATE_CHI2_95,
+            memory_bonus: 2.0,
         }
     }
+}
+
+/// What one frame did to the tracks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FrameUpdate {
+    /// Tracks the frame updated or created, in id order.
+    pub touched: Vec<TrackId>,
+    pub created: usize,
 }
 
 #[derive(Debug, Default)]
@@ -137,10 +340,6 @@ impl TrackStore {
         }
     }
 
-    fn params(&self) -> TrackParams {
-        self.params
-    }
-
     pub fn get(&self, id: TrackId) -> Option<&Track> {
         self.tracks.get(&id)
     }
@@ -153,19 +352,26 @@ impl TrackStore {
         self.tracks.is_empty()
     }
 
+    /// Every track, tentative ones too, in id order.
     pub fn iter(&self) -> impl Iterator<Item = &Track> {
         self.tracks.values()
+    }
+
+    /// Confirmed tracks in id order.
+    pub fn confirmed(&self) -> impl Iterator<Item = &Track> {
+        self.tracks.values().filter(|t| t.confirmed)
     }
 
     pub fn track_of_vehicle(&self, vehicle: VehicleId) -> Option<TrackId> {
         self.by_vehicle.get(&vehicle).copied()
     }
 
-    fn envelope(&self, pos: V2, vel: V2, radius: f64) -> AABB<[f64; 2]> {
-        let p = self.params();
+    fn envelope(&self, t: &Track) -> AABB<[f64; 2]> {
+        let p = self.params;
+        let (pos, vel) = (t.pos(), t.vel());
         let a = pos - vel * p.lookback_s;
         let b = pos + vel * p.horizon_s;
-        let r = radius + p.gate_m;
+        let r = t.length.hypot(t.width) / 2.0 + p.gate_m + 3.0 * t.sigma_m();
         AABB::from_corners(
             [a.x.min(b.x) - r, a.y.min(b.y) - r],
             [a.x.max(b.x) + r, a.y.max(b.y) + r],
@@ -176,10 +382,9 @@ impl TrackStore {
         let Some(track) = self.tracks.get(&id) else {
             return;
         };
-        let radius = track.length.hypot(track.width) / 2.0;
         let entry = Entry {
             id,
-            aabb: self.envelope(track.pos, track.vel, radius),
+            aabb: self.envelope(track),
         };
         let old = track.envelope;
         self.tree.remove(&old);
@@ -187,7 +392,7 @@ impl TrackStore {
         self.tracks.get_mut(&id).expect("present").envelope = entry;
     }
 
-    /// Tracks whose swept envelope meets `id`'s, in id order.
+    /// Confirmed tracks whose swept envelope meets `id`'s, in id order.
     pub fn candidates(&self, id: TrackId) -> Vec<TrackId> {
         let Some(track) = self.tracks.get(&id) else {
             return vec![];
@@ -196,83 +401,218 @@ impl TrackStore {
             .tree
             .locate_in_envelope_intersecting(&track.envelope.aabb)
             .map(|e| e.id)
-            .filter(|other| *other != id)
+            .filter(|other| *other != id && self.tracks[other].confirmed)
             .collect();
         ids.sort_unstable();
         ids
     }
 
-    /// Feeds one observation in; returns the track it updated or created.
-    /// `taken` holds tracks this source's frame has already fed, which it may not feed twice.
-    pub fn observe(&mut self, obs: &Observation, taken: &[TrackId]) -> TrackId {
-        let id = self
-            .associate(obs, taken)
-            .unwrap_or_else(|| self.create(obs));
-        self.update(id, obs);
-        if let Some(local) = obs.local_id {
-            self.memory.insert((obs.source, local), id);
-        }
-        id
+    /// Squared Mahalanobis distance between an aligned observation and a track predicted to
+    /// the observation's time.
+    fn distance2(&self, obs: &Observation, track: &Track) -> Option<f64> {
+        let (xo, po) = obs.aligned(obs.t_us, self.params.accel_noise);
+        let (xt, pt) = track.predicted(obs.t_us, self.params.accel_noise);
+        let y = nalgebra::Vector2::new(xo[0] - xt[0], xo[1] - xt[1]);
+        let s: M2 =
+            po.total().fixed_view::<2, 2>(0, 0) + pt.total().fixed_view::<2, 2>(0, 0);
+        let d2 = (y.transpose() * s.try_inverse()? * y)[0];
+        Some(d2)
     }
 
-    fn associate(&self, obs: &Observation, taken: &[TrackId]) -> Option<TrackId> {
-        let p = self.params();
-        let own_track = self.by_vehicle.get(&obs.source).copied();
-        let is_ego = obs.local_id.is_none();
-        if is_ego && own_track.is_some() {
-            return own_track;
+    /// Feeds every observation of one frame in: ego report first, then the detections,
+    /// assigned cluster by cluster. Returns what was touched.
+    pub fn observe_frame(&mut self, observations: &[Observation]) -> FrameUpdate {
+        let mut update = FrameUpdate::default();
+        let mut taken: BTreeSet<TrackId> = BTreeSet::new();
+        for obs in observations.iter().filter(|o| o.local_id.is_none()) {
+            let id = match self.ego_track(obs) {
+                Some(id) => {
+                    self.update(id, obs);
+                    id
+                }
+                None => {
+                    update.created += 1;
+                    self.create(obs)
+                }
+            };
+            taken.insert(id);
         }
-        // A vehicle's first report of itself may find the track other vehicles' detections of
-        // it started; it may not take another connected vehicle's track.
-        let usable = |id: TrackId| {
-            Some(id) != own_track
-                && !taken.contains(&id)
-                && (!is_ego || self.tracks.get(&id).is_some_and(|t| t.vehicle.is_none()))
-        };
-        let gate_for =
-            |t: &Track| p.gate_m + 3.0 * t.sigma_at(obs.t_us, p.accel_noise).hypot(obs.sigma_m);
-        // The track this source's object fed last time, if it still fits.
-        if let Some(&id) = obs.local_id.and_then(|l| self.memory.get(&(obs.source, l))) {
-            if let Some(t) = self.tracks.get(&id).filter(|_| usable(id)) {
-                let d = (t.mover_at(obs.t_us).center - obs.pos).norm();
-                if d <= 2.0 * gate_for(t) {
-                    return Some(id);
+        let detections: Vec<&Observation> = observations
+            .iter()
+            .filter(|o| o.local_id.is_some())
+            .collect();
+        let own_tracks: BTreeSet<TrackId> = detections
+            .iter()
+            .filter_map(|o| self.by_vehicle.get(&o.source).copied())
+            .collect();
+
+        // Gated (observation, track, cost) pairs.
+        let mut pairs: Vec<(usize, TrackId, f64)> = Vec::new();
+        for (i, obs) in detections.iter().enumerate() {
+            let r = 3.0 * obs.sigma_m + self.params.gate_m;
+            let probe = AABB::from_corners(
+                [obs.pos.x - r, obs.pos.y - r],
+                [obs.pos.x + r, obs.pos.y + r],
+            );
+            let remembered = obs
+                .local_id
+                .and_then(|l| self.memory.get(&(obs.source, l)).copied());
+            for e in self.tree.locate_in_envelope_intersecting(&probe) {
+                let t = &self.tracks[&e.id];
+                if own_tracks.contains(&e.id)
+                    || taken.contains(&e.id)
+                    || !compatible(t.class, obs.class)
+                {
+                    continue;
+                }
+                let Some(d2) = self.distance2(obs, t) else {
+                    continue;
+                };
+                if d2 <= self.params.gate_chi2 {
+                    let bonus = if remembered == Some(e.id) {
+                        self.params.memory_bonus
+                    } else {
+                        0.0
+                    };
+                    pairs.push((i, e.id, (d2 - bonus).max(0.0)));
                 }
             }
         }
-        let probe = AABB::from_point([obs.pos.x, obs.pos.y]);
-        let mut best: Option<(f64, TrackId)> = None;
-        for e in self.tree.locate_in_envelope_intersecting(&probe) {
-            let Some(t) = self.tracks.get(&e.id) else {
-                continue;
+        pairs.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+
+        let assigned = self.assign(detections.len(), &pairs);
+        for (i, obs) in detections.iter().enumerate() {
+            let id = match assigned[i] {
+                Some(id) => {
+                    self.update(id, obs);
+                    id
+                }
+                None => {
+                    update.created += 1;
+                    self.create(obs)
+                }
             };
-            if !usable(e.id) || !compatible(t.class, obs.class) {
-                continue;
+            if let Some(local) = obs.local_id {
+                self.memory.insert((obs.source, local), id);
             }
-            let d = (t.mover_at(obs.t_us).center - obs.pos).norm();
-            if d <= gate_for(t) && best.is_none_or(|(bd, bid)| (d, e.id) < (bd, bid)) {
-                best = Some((d, e.id));
+            taken.insert(id);
+        }
+        update.touched = taken.into_iter().collect();
+        update
+    }
+
+    /// The track a vehicle's own report belongs to: its bound track, or else the unbound
+    /// track other vehicles' detections of it started.
+    fn ego_track(&self, obs: &Observation) -> Option<TrackId> {
+        if let Some(id) = self.by_vehicle.get(&obs.source) {
+            return Some(*id);
+        }
+        let r = 3.0 * obs.sigma_m + self.params.gate_m;
+        let probe = AABB::from_corners([obs.pos.x - r, obs.pos.y - r], [obs.pos.x + r, obs.pos.y + r]);
+        self.tree
+            .locate_in_envelope_intersecting(&probe)
+            .filter_map(|e| {
+                let t = &self.tracks[&e.id];
+                if t.vehicle.is_some() || !compatible(t.class, ObjectClass::Car) {
+                    return None;
+                }
+                let d2 = self.distance2(obs, t)?;
+                (d2 <= self.params.gate_chi2).then_some((d2, e.id))
+            })
+            .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
+            .map(|(_, id)| id)
+    }
+
+    /// Optimal assignment within each connected cluster of gated pairs.
+    fn assign(&self, n_obs: usize, pairs: &[(usize, TrackId, f64)]) -> Vec<Option<TrackId>> {
+        let mut result = vec![None; n_obs];
+        if pairs.is_empty() {
+            return result;
+        }
+        // Union-find over observations (0..n) and tracks (n.. by index in `track_ids`).
+        let track_ids: Vec<TrackId> = {
+            let mut v: Vec<TrackId> = pairs.iter().map(|p| p.1).collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        let t_index = |id: TrackId| n_obs + track_ids.binary_search(&id).expect("listed");
+        let mut parent: Vec<usize> = (0..n_obs + track_ids.len()).collect();
+        fn find(parent: &mut [usize], mut i: usize) -> usize {
+            while parent[i] != i {
+                parent[i] = parent[parent[i]];
+                i = parent[i];
+            }
+            i
+        }
+        for &(i, id, _) in pairs {
+            let (a, b) = (find(&mut parent, i), find(&mut parent, t_index(id)));
+            parent[a.max(b)] = a.min(b);
+        }
+        let mut clusters: BTreeMap<usize, (Vec<usize>, Vec<TrackId>)> = BTreeMap::new();
+        for &(i, _, _) in pairs {
+            let root = find(&mut parent, i);
+            let c = clusters.entry(root).or_default();
+            if !c.0.contains(&i) {
+                c.0.push(i);
             }
         }
-        best.map(|(_, id)| id)
+        for &id in &track_ids {
+            let root = find(&mut parent, t_index(id));
+            clusters.entry(root).or_default().1.push(id);
+        }
+        let gate = self.params.gate_chi2;
+        for (obs, tracks) in clusters.values() {
+            // Columns: the tracks, then one "new track" column per observation at the gate's
+            // cost, so the solver may leave any observation unassigned.
+            let (n, m) = (obs.len(), tracks.len() + obs.len());
+            let mut cost = vec![gate * 4.0; n * m];
+            for r in 0..n {
+                cost[r * m + tracks.len() + r] = gate;
+            }
+            for &(i, id, c) in pairs {
+                if let (Some(r), Some(col)) = (
+                    obs.iter().position(|&o| o == i),
+                    tracks.iter().position(|&t| t == id),
+                ) {
+                    cost[r * m + col] = c;
+                }
+            }
+            for (r, col) in hungarian(n, m, &cost).into_iter().enumerate() {
+                if col < tracks.len() && cost[r * m + col] <= gate {
+                    result[obs[r]] = Some(tracks[col]);
+                }
+            }
+        }
+        result
     }
 
     fn create(&mut self, obs: &Observation) -> TrackId {
         let id = self.next_id;
-        self.next_id = self.next_id.wrapping_add(1).max(1);
+        self.next_id = self.next_id.checked_add(1).expect("2^32 tracks");
+        let is_ego = obs.local_id.is_none();
+        if is_ego {
+            self.by_vehicle.insert(obs.source, id);
+        }
         let track = Track {
             id,
-            class: obs.class,
-            vehicle: None,
+            class: if is_ego && !obs.class.is_vehicle() {
+                ObjectClass::Car
+            } else {
+                obs.class
+            },
+            vehicle: is_ego.then_some(obs.source),
             t_us: obs.t_us,
-            pos: obs.pos,
-            vel: obs.vel,
+            x: obs.state(),
+            p: obs.covariance(),
             yaw: obs.yaw,
             length: obs.length,
             width: obs.width,
-            sigma_m: obs.sigma_m,
-            vel_sigma_mps: obs.vel_sigma_mps,
             last_update_us: obs.t_us,
+            born_us: obs.t_us,
+            born_from: obs.source,
+            // A vehicle's report of itself needs no confirmation; detections do.
+            confirmed: is_ego,
             envelope: Entry {
                 id,
                 aabb: AABB::from_point([obs.pos.x, obs.pos.y]),
@@ -280,37 +620,34 @@ impl TrackStore {
         };
         self.tree.insert(track.envelope);
         self.tracks.insert(id, track);
+        self.reindex(id);
         id
     }
 
     fn update(&mut self, id: TrackId, obs: &Observation) {
-        let accel_noise = self.params().accel_noise;
-        let track = self.tracks.get_mut(&id).expect("associated tracks exist");
+        let accel_noise = self.params.accel_noise;
+        let track = self.tracks.get_mut(&id).expect("assigned tracks exist");
         let is_ego = obs.local_id.is_none();
         if is_ego {
             track.vehicle = Some(obs.source);
+            track.confirmed = true;
             self.by_vehicle.insert(obs.source, id);
         }
-        // Bring both to the later of the two times.
+        // Bring both to the later of the two times, then intersect.
         let t = obs.t_us.max(track.t_us);
-        let obs_pos = obs.predicted(t);
-        let track_pos = track.mover_at(t).center;
-        let track_sigma = track.sigma_at(t, accel_noise);
-        // Inverse-variance blending, position and velocity each with their own variances: a
-        // vehicle's own report (GNSS position, odometry speed) outweighs other vehicles'
-        // detections of it, and a track follows a braking vehicle without lag.
-        let blend = |track_sigma: f64, obs_sigma: f64| {
-            let (w_trk, w_obs) = (track_sigma.max(1e-3).powi(-2), obs_sigma.max(1e-3).powi(-2));
-            (w_obs / (w_obs + w_trk), (1.0 / (w_obs + w_trk)).sqrt())
-        };
-        let (k, sigma) = blend(track_sigma, obs.sigma_m);
-        let (kv, vel_sigma) = blend(track.vel_sigma_at(t, accel_noise), obs.vel_sigma_mps);
-        track.pos = track_pos + (obs_pos - track_pos) * k;
-        track.vel = track.vel + (obs.vel - track.vel) * kv;
-        track.sigma_m = sigma;
-        track.vel_sigma_mps = vel_sigma;
-        track.t_us = t;
-        if is_ego || k >= 0.5 {
+        let (xt, pt) = track.predicted(t, accel_noise);
+        let (xo, po) = obs.aligned(t, accel_noise);
+        if let Some((x, p)) = split_intersection(&xt, &pt, &xo, &po) {
+            track.x = x;
+            track.p = p;
+            track.t_us = t;
+        }
+        // A second frame (a later capture, or another vehicle) confirms a detection's track.
+        if obs.t_us != track.born_us || obs.source != track.born_from {
+            track.confirmed = true;
+        }
+        // Shape and heading from the most precise source: a vehicle's own report wins.
+        if is_ego || track.vehicle.is_none() {
             track.yaw = obs.yaw;
             track.length = obs.length;
             track.width = obs.width;
@@ -324,18 +661,105 @@ impl TrackStore {
         self.reindex(id);
     }
 
-    /// Removes tracks not updated since `before_us` and those `outside` says are out of the
-    /// area (given the track's predicted centre at `now_us`); returns them in id order.
+    /// Merges confirmed tracks that gate with each other into the older one (a connected
+    /// vehicle's track wins over an unbound one); returns the removed tracks with the id each
+    /// was merged into.
+    pub fn merge_duplicates(&mut self, now_us: i64) -> Vec<(Track, TrackId)> {
+        let accel_noise = self.params.accel_noise;
+        let mut merged = Vec::new();
+        let ids: Vec<TrackId> = self.confirmed().map(|t| t.id).collect();
+        let mut gone: BTreeSet<TrackId> = BTreeSet::new();
+        for a in ids {
+            if gone.contains(&a) {
+                continue;
+            }
+            let ta = &self.tracks[&a];
+            let (xa, pa) = ta.predicted(now_us, accel_noise);
+            let r = 3.0 * ta.sigma_m() + self.params.gate_m;
+            let probe = AABB::from_corners([xa[0] - r, xa[1] - r], [xa[0] + r, xa[1] + r]);
+            let mut dups: Vec<TrackId> = Vec::new();
+            for e in self.tree.locate_in_envelope_intersecting(&probe) {
+                let b = e.id;
+                if b <= a || gone.contains(&b) {
+                    continue;
+                }
+                let tb = &self.tracks[&b];
+                if !tb.confirmed
+                    || !compatible(ta.class, tb.class)
+                    || (ta.vehicle.is_some() && tb.vehicle.is_some())
+                {
+                    continue;
+                }
+                let (xb, pb) = tb.predicted(now_us, accel_noise);
+                let y = nalgebra::Vector2::new(xa[0] - xb[0], xa[1] - xb[1]);
+                let s: M2 = pa.total().fixed_view::<2, 2>(0, 0)
+                    + pb.total().fixed_view::<2, 2>(0, 0);
+                let v = nalgebra::Vector2::new(xa[2] - xb[2], xa[3] - xb[3]);
+                let close = s
+                    .try_inverse()
+                    .is_some_and(|si| (y.transpose() * si * y)[0] <= self.params.gate_chi2);
+                // Two road users side by side at different speeds are not one.
+                if close && v.norm() < 2.0 {
+                    dups.push(b);
+                }
+            }
+            dups.sort_unstable();
+            for b in dups {
+                let (keep, drop) = if self.tracks[&b].vehicle.is_some() {
+                    (b, a)
+                } else {
+                    (a, b)
+                };
+                if gone.contains(&drop) || gone.contains(&keep) {
+                    continue;
+                }
+                gone.insert(drop);
+                merged.push((drop, keep));
+            }
+        }
+        let mut removed = Vec::with_capacity(merged.len());
+        for (drop, keep) in merged {
+            let Some(t) = self.tracks.remove(&drop) else {
+                continue;
+            };
+            self.tree.remove(&t.envelope);
+            if let Some(v) = t.vehicle {
+                self.by_vehicle.insert(v, keep);
+                if let Some(k) = self.tracks.get_mut(&keep) {
+                    k.vehicle = Some(v);
+                }
+            }
+            for id in self.memory.values_mut() {
+                if *id == drop {
+                    *id = keep;
+                }
+            }
+            removed.push((t, keep));
+        }
+        removed
+    }
+
+    /// Removes tracks not updated since `before_us` (`tentative_before_us` for tentative ones)
+    /// and those `outside` says are out of the area (given the track's predicted centre at
+    /// `now_us`); returns them in id order.
     pub fn expire(
         &mut self,
         now_us: i64,
         before_us: i64,
+        tentative_before_us: i64,
         outside: impl Fn(V2) -> bool,
     ) -> Vec<Track> {
         let dead: Vec<TrackId> = self
             .tracks
             .values()
-            .filter(|t| t.last_update_us < before_us || outside(t.mover_at(now_us).center))
+            .filter(|t| {
+                let limit = if t.confirmed {
+                    before_us
+                } else {
+                    tentative_before_us
+                };
+                t.last_update_us < limit || outside(t.mover_at(now_us).center)
+            })
             .map(|t| t.id)
             .collect();
         let mut removed = Vec::with_capacity(dead.len());
@@ -365,4 +789,64 @@ fn compatible(a: ObjectClass, b: ObjectClass) -> bool {
         || a == ObjectClass::Unknown
         || b == ObjectClass::Unknown
         || (a.is_vehicle() && b.is_vehicle())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(dep: f64, ind: f64) -> Split {
+        Split {
+            dep: M4::from_diagonal(&V4::new(dep, dep, 0.0, 0.0)),
+            ind: M4::from_diagonal(&V4::new(ind, ind, 0.25, 0.25)),
+        }
+    }
+
+    #[test]
+    fn split_intersection_adds_independent_information_only() {
+        let xa = V4::new(0.0, 0.0, 10.0, 0.0);
+        let xb = V4::new(1.0, -1.0, 10.0, 0.0);
+        // Wholly correlated parts: plain covariance intersection, a convex combination that
+        // claims no more certainty than either input.
+        let (x, p) = split_intersection(&xa, &split(1.0, 0.0), &xb, &split(1.0, 0.0)).unwrap();
+        assert!((0.0..=1.0).contains(&x[0]) && (x[0] + x[1]).abs() < 1e-9, "{x}");
+        assert!((p.total()[(0, 0)] - 1.0).abs() < 1e-6);
+        // Wholly independent parts: the Kalman result, variance halved.
+        let (_, p) = split_intersection(&xa, &split(0.0, 1.0), &xb, &split(0.0, 1.0)).unwrap();
+        assert!((p.total()[(0, 0)] - 0.5).abs() < 1e-6);
+        assert!(p.dep.norm() < 1e-6);
+        // Mixed: in between, and never below the independent-only bound.
+        let (_, p) = split_intersection(&xa, &split(0.5, 0.5), &xb, &split(0.5, 0.5)).unwrap();
+        let v = p.total()[(0, 0)];
+        assert!(v > 0.5 && v < 1.0, "{v}");
+    }
+
+    #[test]
+    fn constant_turn_rate_alignment_follows_the_arc() {
+        // A quarter circle of radius 10 m at 10 m/s with a yaw rate of 1 rad/s takes pi/2 s.
+        let obs = Observation {
+            source: VehicleId(1),
+            local_id: None,
+            class: ObjectClass::Car,
+            t_us: 0,
+            pos: V2::new(0.0, 0.0),
+            vel: V2::new(10.0, 0.0),
+            yaw: 0.0,
+            yaw_rate: Some(1.0),
+            length: 4.5,
+            width: 1.8,
+            sigma_m: 0.3,
+            sender_sigma_m: 0.3,
+            vel_sigma_mps: 0.1,
+            clock_sigma_s: 0.0,
+        };
+        let t = (std::f64::consts::FRAC_PI_2 * 1e6) as i64;
+        let (x, p) = obs.aligned(t, 3.0);
+        assert!((x[0] - 10.0).abs() < 1e-3 && (x[1] - 10.0).abs() < 1e-3, "{x}");
+        assert!(x[2].abs() < 1e-3 && (x[3] - 10.0).abs() < 1e-3);
+        assert!(
+            p.total()[(0, 0)] > obs.covariance().total()[(0, 0)],
+            "uncertainty grows with age"
+        );
+    }
 }

@@ -1,9 +1,13 @@
-//! The v2e simulator: a seeded scenario world, perception of connected vehicles, drivers that
-//! run real agents against a real edge, and scoring with the definitions in [`score`].
+//! The v2e simulator: a seeded scenario world (scripted or replayed from SUMO traces),
+//! perception of connected vehicles, two drivers that run the real agent and edge logic (fast:
+//! the sans-IO cores in virtual time; live: real agents and a real edge over zenoh/QUIC), and
+//! scoring with the definitions in [`score`].
 
+pub mod fast;
 pub mod live;
 pub mod perception;
 pub mod report;
 pub mod rng;
 pub mod score;
+pub mod sumo;
 pub mod world;

@@ -69,9 +69,8 @@ pub async fn run_live(scenario: &Scenario, opts: &LiveOptions) -> anyhow::Result
     let pki = Pki::open_or_create(&opts.out).context("making the demo certificates")?;
     let edge_tls = pki.edge(&opts.edge_id)?;
     let endpoint = format!("quic/127.0.0.1:{}", free_udp_port()?);
-    let origin = Geodetic::new(scenario.origin.0, scenario.origin.1, 0.0);
     let edge = EdgeNode::start(EdgeNetConfig::new(
-        EdgeConfig::new(&opts.edge_id, origin),
+        edge_config(scenario, &opts.edge_id),
         vec![endpoint.clone()],
         edge_tls,
     ))
@@ -134,10 +133,12 @@ pub async fn run_live(scenario: &Scenario, opts: &LiveOptions) -> anyhow::Result
                 if t_s > scenario.duration_s {
                     break;
                 }
-                let p = perceive(&scenario, &geo, &sensor, i, t_s, &mut rng);
-                if let Err(e) = agent.push(&p).await {
-                    refused += 1;
-                    tracing::warn!("{}: {e}", scenario.actors[i].id);
+                // A traced vehicle outside its trace is not on the road: no perception.
+                if let Some(p) = perceive(&scenario, &geo, &sensor, i, t_s, &mut rng) {
+                    if let Err(e) = agent.push(&p).await {
+                        refused += 1;
+                        tracing::warn!("{}: {e}", scenario.actors[i].id);
+                    }
                 }
                 step += 1;
             }
@@ -195,8 +196,18 @@ pub async fn run_live(scenario: &Scenario, opts: &LiveOptions) -> anyhow::Result
     })
 }
 
-/// Turns a received alert into the scenario's own ids and coordinates.
-fn alert_event(
+/// The edge's configuration for a scenario: its origin is the scenario's, and its coverage
+/// reaches every road user of the run (at least the default 500 m).
+pub fn edge_config(scenario: &Scenario, edge_id: &str) -> EdgeConfig {
+    let origin = Geodetic::new(scenario.origin.0, scenario.origin.1, 0.0);
+    let mut config = EdgeConfig::new(edge_id, origin);
+    config.radius_m = config.radius_m.max(scenario.extent_m() + 100.0);
+    config
+}
+
+/// Turns a received alert into the scenario's own ids and coordinates. `start_us` is the
+/// edge time of the start of the run.
+pub(crate) fn alert_event(
     scenario: &Scenario,
     geo: &Geo,
     start_us: i64,
@@ -218,7 +229,7 @@ fn alert_event(
                 .iter()
                 .enumerate()
                 .filter(|(i, _)| *i != receiver)
-                .map(|(_, actor)| ((actor.state(t).pos - p).norm(), actor))
+                .filter_map(|(_, actor)| Some(((actor.state(t)?.pos - p).norm(), actor)))
                 .filter(|(d, _)| *d < 3.0)
                 .min_by(|x, y| x.0.total_cmp(&y.0))
                 .map(|(_, actor)| actor.id.clone())

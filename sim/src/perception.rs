@@ -1,11 +1,13 @@
 //! What each connected vehicle reports: its own pose with GNSS noise, and the road users
 //! within its sensor range with position and velocity noise that matches the sigma it states.
+//! Road users not in the scene at that instant (a traced one before it enters or after it
+//! leaves) are neither seen nor seeing.
 
 use crate::rng::Rng;
 use crate::world::{Scenario, State};
 use edge_node::geometry::V2;
 use nalgebra::Vector3;
-use protocol::{EgoSi, EnuFrame, Geodetic, ObjectSi};
+use protocol::{EgoSi, EnuFrame, Geodetic, ObjectSi, MAX_OBJECTS};
 use vehicle_agent::{ObjectReport, Perception};
 
 #[derive(Debug, Clone, Copy)]
@@ -52,7 +54,8 @@ impl Geo {
     }
 }
 
-/// The perception of actor `me` at `t_s`. Noise draws come from `rng`, so a seed fixes them.
+/// The perception of actor `me` at `t_s`, or `None` while `me` is not in the scene. Noise
+/// draws come from `rng`, so a seed fixes them.
 pub fn perceive(
     scenario: &Scenario,
     geo: &Geo,
@@ -60,9 +63,24 @@ pub fn perceive(
     me: usize,
     t_s: f64,
     rng: &mut Rng,
-) -> Perception {
+) -> Option<Perception> {
+    perceive_among(scenario, geo, sensor, me, t_s, 0..scenario.actors.len(), rng)
+}
+
+/// [`perceive`] looking only at the actors in `candidates` (ascending indices, a superset of
+/// those within range): the fast driver narrows them with a grid, and the result is the same
+/// as looking at every actor, noise draws included.
+pub fn perceive_among(
+    scenario: &Scenario,
+    geo: &Geo,
+    sensor: &SensorModel,
+    me: usize,
+    t_s: f64,
+    candidates: impl IntoIterator<Item = usize>,
+    rng: &mut Rng,
+) -> Option<Perception> {
     let actor = &scenario.actors[me];
-    let truth: State = actor.state(t_s);
+    let truth: State = actor.state(t_s)?;
     let gnss = V2::new(rng.normal(), rng.normal()) * sensor.gnss_sigma_m;
     let reported = truth.pos + gnss;
     let ego_geo = geo.to_geodetic(reported);
@@ -79,11 +97,15 @@ pub fn perceive(
         position_sigma_m: sensor.gnss_sigma_m,
     };
     let mut objects = Vec::new();
-    for (i, other) in scenario.actors.iter().enumerate() {
+    let mut ranges = Vec::new();
+    for i in candidates {
         if i == me {
             continue;
         }
-        let s = other.state(t_s);
+        let other = &scenario.actors[i];
+        let Some(s) = other.state(t_s) else {
+            continue;
+        };
         let range = (s.pos - truth.pos).norm();
         if range > sensor.range_m {
             continue;
@@ -94,6 +116,7 @@ pub fn perceive(
         // Offsets are relative to the position the vehicle reports, in its own ENU axes.
         let offset = sender.rotate_from(&geo.frame, [pos.x - reported.x, pos.y - reported.y]);
         let vel = sender.rotate_from(&geo.frame, [vel.x, vel.y]);
+        ranges.push(range);
         objects.push(ObjectReport {
             id: i as u64 + 1000,
             object: ObjectSi {
@@ -108,11 +131,25 @@ pub fn perceive(
             },
         });
     }
-    Perception {
+    if objects.len() > MAX_OBJECTS {
+        // A sensor reports so many objects at most: the nearest ones, in actor order.
+        let mut by_range: Vec<usize> = (0..objects.len()).collect();
+        by_range.sort_by(|&a, &b| ranges[a].total_cmp(&ranges[b]).then(a.cmp(&b)));
+        let mut keep = vec![false; objects.len()];
+        for &k in &by_range[..MAX_OBJECTS] {
+            keep[k] = true;
+        }
+        let mut k = 0;
+        objects.retain(|_| {
+            k += 1;
+            keep[k - 1]
+        });
+    }
+    Some(Perception {
         capture_local_us: None,
         ego,
         objects,
-    }
+    })
 }
 
 /// A yaw in the scenario's axes expressed in `sender`'s axes.

@@ -1,6 +1,9 @@
-//! The scenario world: road users moving along scripted paths, in the scenario's own ENU
-//! metres. Ground truth is a pure function of time, so any mode can sample it at any instant.
+//! The scenario world: road users moving along scripted paths or replaying recorded traces,
+//! in the scenario's own ENU metres. Ground truth is a pure function of time, so any mode can
+//! sample it at any instant; a traced road user is absent outside its trace, and every consumer
+//! (perception, scoring, the drivers) asks [`Actor::state`] and skips absent ones.
 
+use crate::rng::Rng;
 use edge_node::geometry::{Mover, V2};
 use protocol::ObjectClass;
 
@@ -11,7 +14,143 @@ pub struct SpeedKey {
     pub speed_mps: f64,
 }
 
-/// One road user: a polyline path, a speed profile along it, and a footprint.
+/// One recorded state of a traced road user: its footprint centre, heading and speed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TraceSample {
+    /// Scenario time, seconds.
+    pub t_s: f64,
+    /// Centre of the footprint, scenario ENU metres.
+    pub pos: V2,
+    /// Radians counter-clockwise from East.
+    pub yaw: f64,
+    pub speed_mps: f64,
+    pub accel_mps2: f64,
+}
+
+/// Why samples do not make a [`Trace`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TraceError {
+    #[error("a trace needs at least one sample")]
+    Empty,
+    #[error("sample {index} at {t_s} s is not after the one before it")]
+    NotIncreasing { index: usize, t_s: f64 },
+    #[error("sample {index} has a value that is not a finite number")]
+    NotFinite { index: usize },
+}
+
+/// A recorded motion: samples in strictly increasing time. Between two samples no more than
+/// `max_gap_s` apart, position, speed and acceleration are interpolated linearly and yaw along
+/// the shorter arc; before the first sample, after the last and inside longer gaps the road
+/// user is absent (it has not entered the scene yet, has left it, or was teleported).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trace {
+    samples: Vec<TraceSample>,
+    max_gap_s: f64,
+}
+
+/// The default [`Trace::max_gap_s`]: ten SUMO steps of 0.1 s.
+pub const TRACE_MAX_GAP_S: f64 = 1.0;
+
+impl Trace {
+    pub fn new(samples: Vec<TraceSample>, max_gap_s: f64) -> Result<Self, TraceError> {
+        if samples.is_empty() {
+            return Err(TraceError::Empty);
+        }
+        for (index, s) in samples.iter().enumerate() {
+            let finite = [s.t_s, s.pos.x, s.pos.y, s.yaw, s.speed_mps, s.accel_mps2];
+            if !finite.iter().all(|v| v.is_finite()) {
+                return Err(TraceError::NotFinite { index });
+            }
+            if index > 0 && s.t_s <= samples[index - 1].t_s {
+                return Err(TraceError::NotIncreasing { index, t_s: s.t_s });
+            }
+        }
+        Ok(Self {
+            samples,
+            max_gap_s,
+        })
+    }
+
+    pub fn samples(&self) -> &[TraceSample] {
+        &self.samples
+    }
+
+    pub fn max_gap_s(&self) -> f64 {
+        self.max_gap_s
+    }
+
+    /// The first and last sample times.
+    pub fn span(&self) -> (f64, f64) {
+        let first = self.samples.first().expect("a trace is never empty");
+        let last = self.samples.last().expect("a trace is never empty");
+        (first.t_s, last.t_s)
+    }
+
+    fn state(&self, t_s: f64) -> Option<State> {
+        // The first sample at or after t.
+        let k = self.samples.partition_point(|s| s.t_s < t_s);
+        let b = self.samples.get(k)?;
+        let (sample, yaw) = if b.t_s == t_s {
+            (*b, b.yaw)
+        } else {
+            let a = self.samples.get(k.checked_sub(1)?)?;
+            if b.t_s - a.t_s > self.max_gap_s {
+                return None;
+            }
+            let f = (t_s - a.t_s) / (b.t_s - a.t_s);
+            let lerp = |x: f64, y: f64| x + (y - x) * f;
+            let turn = wrap_angle(b.yaw - a.yaw);
+            let sample = TraceSample {
+                t_s,
+                pos: a.pos + (b.pos - a.pos) * f,
+                yaw: a.yaw,
+                speed_mps: lerp(a.speed_mps, b.speed_mps),
+                accel_mps2: lerp(a.accel_mps2, b.accel_mps2),
+            };
+            (sample, wrap_angle(a.yaw + turn * f))
+        };
+        let dir = V2::new(yaw.cos(), yaw.sin());
+        Some(State {
+            pos: sample.pos,
+            vel: dir * sample.speed_mps,
+            yaw,
+            speed: sample.speed_mps,
+            accel: sample.accel_mps2,
+        })
+    }
+
+    fn translated(&self, by: V2) -> Self {
+        let mut t = self.clone();
+        for s in &mut t.samples {
+            s.pos += by;
+        }
+        t
+    }
+}
+
+/// `a` in `(-pi, pi]`.
+pub fn wrap_angle(a: f64) -> f64 {
+    use std::f64::consts::{PI, TAU};
+    let r = a.rem_euclid(TAU);
+    if r > PI {
+        r - TAU
+    } else {
+        r
+    }
+}
+
+/// How a road user moves.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Motion {
+    /// Along a polyline path with a speed profile; present at every instant (past the end of
+    /// the path the last segment continues straight).
+    Scripted { path: Vec<V2>, speed: Vec<SpeedKey> },
+    /// A recorded trace (SUMO's FCD, say); present only while the trace covers the instant.
+    Trace(Trace),
+}
+
+/// One road user: how it moves and its footprint.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Actor {
     /// The scenario's id, used in reports (`v1`, `ped1`, SUMO's own ids).
@@ -21,8 +160,7 @@ pub struct Actor {
     pub width_m: f64,
     /// Whether the actor runs a v2e agent.
     pub connected: bool,
-    pub path: Vec<V2>,
-    pub speed: Vec<SpeedKey>,
+    pub motion: Motion,
 }
 
 /// An actor's true state at one instant.
@@ -35,79 +173,131 @@ pub struct State {
     pub accel: f64,
 }
 
-impl Actor {
-    /// Distance travelled along the path by `t_s` (the integral of the piecewise-linear speed).
-    fn distance(&self, t_s: f64) -> f64 {
-        let mut s = 0.0;
-        for w in self.speed.windows(2) {
-            let (a, b) = (w[0], w[1]);
-            if t_s <= a.t_s {
-                break;
-            }
-            let end = t_s.min(b.t_s);
-            let dt = end - a.t_s;
+/// Distance travelled along the path by `t_s` (the integral of the piecewise-linear speed).
+fn distance(speed: &[SpeedKey], t_s: f64) -> f64 {
+    let mut s = 0.0;
+    for w in speed.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        if t_s <= a.t_s {
+            break;
+        }
+        let end = t_s.min(b.t_s);
+        let dt = end - a.t_s;
+        let slope = (b.speed_mps - a.speed_mps) / (b.t_s - a.t_s);
+        s += a.speed_mps * dt + 0.5 * slope * dt * dt;
+    }
+    if let Some(last) = speed.last() {
+        if t_s > last.t_s {
+            s += last.speed_mps * (t_s - last.t_s);
+        }
+    }
+    s
+}
+
+fn speed_accel(speed: &[SpeedKey], t_s: f64) -> (f64, f64) {
+    for w in speed.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        if t_s >= a.t_s && t_s < b.t_s {
             let slope = (b.speed_mps - a.speed_mps) / (b.t_s - a.t_s);
-            s += a.speed_mps * dt + 0.5 * slope * dt * dt;
+            return (a.speed_mps + slope * (t_s - a.t_s), slope);
         }
-        if let Some(last) = self.speed.last() {
-            if t_s > last.t_s {
-                s += last.speed_mps * (t_s - last.t_s);
-            }
-        }
-        s
     }
+    let last = speed.last().map_or(0.0, |k| k.speed_mps);
+    (last, 0.0)
+}
 
-    fn speed_accel(&self, t_s: f64) -> (f64, f64) {
-        for w in self.speed.windows(2) {
-            let (a, b) = (w[0], w[1]);
-            if t_s >= a.t_s && t_s < b.t_s {
-                let slope = (b.speed_mps - a.speed_mps) / (b.t_s - a.t_s);
-                return (a.speed_mps + slope * (t_s - a.t_s), slope);
-            }
+/// The point at arc length `s` and the direction of travel there; past the end of the path the
+/// last segment continues straight.
+fn along(path: &[V2], s: f64) -> (V2, V2) {
+    let mut left = s;
+    for (i, w) in path.windows(2).enumerate() {
+        let seg = w[1] - w[0];
+        let len = seg.norm();
+        if len == 0.0 {
+            continue;
         }
-        let last = self.speed.last().map_or(0.0, |k| k.speed_mps);
-        (last, 0.0)
-    }
-
-    /// The point at arc length `s` and the direction of travel there; past the end of the
-    /// path the last segment continues straight.
-    fn along(&self, s: f64) -> (V2, V2) {
-        let mut left = s;
-        for (i, w) in self.path.windows(2).enumerate() {
-            let seg = w[1] - w[0];
-            let len = seg.norm();
-            if len == 0.0 {
-                continue;
-            }
-            let dir = seg / len;
-            if left <= len || i + 2 == self.path.len() {
-                return (w[0] + dir * left, dir);
-            }
-            left -= len;
+        let dir = seg / len;
+        if left <= len || i + 2 == path.len() {
+            return (w[0] + dir * left, dir);
         }
-        (self.path[0], V2::new(1.0, 0.0))
+        left -= len;
     }
+    (path[0], V2::new(1.0, 0.0))
+}
 
-    pub fn state(&self, t_s: f64) -> State {
-        let (pos, dir) = self.along(self.distance(t_s));
-        let (speed, accel) = self.speed_accel(t_s);
-        State {
-            pos,
-            vel: dir * speed,
-            yaw: dir.y.atan2(dir.x),
-            speed,
-            accel,
+impl Actor {
+    /// The true state at `t_s`, or `None` while the actor is not in the scene.
+    pub fn state(&self, t_s: f64) -> Option<State> {
+        match &self.motion {
+            Motion::Scripted { path, speed } => {
+                let (pos, dir) = along(path, distance(speed, t_s));
+                let (speed, accel) = speed_accel(speed, t_s);
+                Some(State {
+                    pos,
+                    vel: dir * speed,
+                    yaw: dir.y.atan2(dir.x),
+                    speed,
+                    accel,
+                })
+            }
+            Motion::Trace(trace) => trace.state(t_s),
         }
     }
 
-    pub fn mover(&self, t_s: f64) -> Mover {
-        let s = self.state(t_s);
-        Mover {
+    pub fn is_present(&self, t_s: f64) -> bool {
+        self.state(t_s).is_some()
+    }
+
+    /// The first and last instants the actor may be present (infinite for scripted motion).
+    pub fn span(&self) -> (f64, f64) {
+        match &self.motion {
+            Motion::Scripted { .. } => (f64::NEG_INFINITY, f64::INFINITY),
+            Motion::Trace(trace) => trace.span(),
+        }
+    }
+
+    /// The footprint at `t_s` with its constant-velocity prediction, if present.
+    pub fn mover(&self, t_s: f64) -> Option<Mover> {
+        self.state(t_s).map(|s| Mover {
             center: s.pos,
             yaw: s.yaw,
             length: self.length_m,
             width: self.width_m,
             velocity: s.vel,
+        })
+    }
+
+    /// A bound on how fast the actor's centre moves, m/s: the largest keyframe speed, or for a
+    /// trace the largest of its speeds and of the displacement rates between samples (SUMO's
+    /// speed and its positions need not agree exactly).
+    pub fn max_speed_mps(&self) -> f64 {
+        match &self.motion {
+            Motion::Scripted { speed, .. } => {
+                speed.iter().map(|k| k.speed_mps.abs()).fold(0.0, f64::max)
+            }
+            Motion::Trace(trace) => {
+                let s = trace.samples();
+                let speeds = s.iter().map(|x| x.speed_mps.abs());
+                let rates = s.windows(2).filter_map(|w| {
+                    let dt = w[1].t_s - w[0].t_s;
+                    (dt <= trace.max_gap_s()).then(|| (w[1].pos - w[0].pos).norm() / dt)
+                });
+                speeds.chain(rates).fold(0.0, f64::max)
+            }
+        }
+    }
+
+    fn translated(&self, by: V2) -> Self {
+        let motion = match &self.motion {
+            Motion::Scripted { path, speed } => Motion::Scripted {
+                path: path.iter().map(|p| p + by).collect(),
+                speed: speed.clone(),
+            },
+            Motion::Trace(trace) => Motion::Trace(trace.translated(by)),
+        };
+        Self {
+            motion,
+            ..self.clone()
         }
     }
 }
@@ -131,11 +321,13 @@ impl Actor {
             length_m: 4.5,
             width_m: 1.8,
             connected: true,
-            path: path.iter().map(|&(x, y)| V2::new(x, y)).collect(),
-            speed: speed
-                .iter()
-                .map(|&(t_s, speed_mps)| SpeedKey { t_s, speed_mps })
-                .collect(),
+            motion: Motion::Scripted {
+                path: path.iter().map(|&(x, y)| V2::new(x, y)).collect(),
+                speed: speed
+                    .iter()
+                    .map(|&(t_s, speed_mps)| SpeedKey { t_s, speed_mps })
+                    .collect(),
+            },
         }
     }
 }
@@ -186,11 +378,13 @@ impl Scenario {
             length_m: 0.5,
             width_m: 0.5,
             connected: false,
-            path: vec![V2::new(6.5, -40.0), V2::new(6.5, 40.0)],
-            speed: vec![SpeedKey {
-                t_s: 0.0,
-                speed_mps: 1.4,
-            }],
+            motion: Motion::Scripted {
+                path: vec![V2::new(6.5, -40.0), V2::new(6.5, 40.0)],
+                speed: vec![SpeedKey {
+                    t_s: 0.0,
+                    speed_mps: 1.4,
+                }],
+            },
         });
         Self {
             name: "demo-junction".into(),
@@ -207,4 +401,102 @@ impl Scenario {
     pub fn n_vehicles(&self) -> usize {
         self.actors.iter().filter(|a| a.class.is_vehicle()).count()
     }
+
+    /// The farthest any road user comes from the origin during the run, metres (sampled every
+    /// 0.1 s and at every trace sample).
+    pub fn extent_m(&self) -> f64 {
+        let n_steps = (self.duration_s / 0.1).ceil().max(0.0) as usize;
+        let mut far: f64 = 0.0;
+        for a in &self.actors {
+            for k in 0..=n_steps {
+                if let Some(s) = a.state((k as f64 * 0.1).min(self.duration_s)) {
+                    far = far.max(s.pos.norm());
+                }
+            }
+            if let Motion::Trace(t) = &a.motion {
+                for s in t.samples() {
+                    if (0.0..=self.duration_s).contains(&s.t_s) {
+                        far = far.max(s.pos.norm());
+                    }
+                }
+            }
+        }
+        far
+    }
+
+    /// The same scenario ending at `duration_s` if that is sooner.
+    pub fn truncated(mut self, duration_s: f64) -> Self {
+        self.duration_s = self.duration_s.min(duration_s.max(0.0));
+        self
+    }
+
+    /// Makes a share of the vehicles connected and the rest not, chosen from `seed`: exactly
+    /// `round(share * vehicles)` of them, ranked by a seeded hash of their ids, so the choice does
+    /// not depend on the order of the actors. Pedestrians and cyclists never carry an agent.
+    pub fn with_connected_share(mut self, share: f64, seed: u64) -> Self {
+        let share = share.clamp(0.0, 1.0);
+        let mut ranked: Vec<(u64, usize)> = self
+            .actors
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.class.is_vehicle())
+            .map(|(i, a)| (Rng::new(seed).fork(fnv1a(a.id.as_bytes())).next_u64(), i))
+            .collect();
+        ranked.sort_unstable();
+        let n_connected = (share * ranked.len() as f64).round() as usize;
+        for a in &mut self.actors {
+            a.connected = false;
+        }
+        for &(_, i) in ranked.iter().take(n_connected) {
+            self.actors[i].connected = true;
+        }
+        self
+    }
+
+    /// `n` copies of the scenario side by side on a square grid, far enough apart that no
+    /// road user of one copy comes within `separation_m` of another copy's. Copy 0 keeps the
+    /// ids; copy `k` appends `~k`. Meant for load tests: the picture at each copy is the same,
+    /// the edge and the simulator carry `n` times the traffic.
+    pub fn copies(&self, n: usize, separation_m: f64) -> Self {
+        let n = n.max(1);
+        if n == 1 {
+            return self.clone();
+        }
+        let pitch = 2.0 * self.extent_m() + separation_m;
+        let columns = (n as f64).sqrt().ceil() as usize;
+        let rows = n.div_ceil(columns);
+        // Centre the grid on the origin so the edge's coverage stays compact.
+        let offset = |k: usize| {
+            let (col, row) = ((k % columns) as f64, (k / columns) as f64);
+            V2::new(
+                (col - (columns - 1) as f64 / 2.0) * pitch,
+                (row - (rows - 1) as f64 / 2.0) * pitch,
+            )
+        };
+        let mut actors = Vec::with_capacity(self.actors.len() * n);
+        for k in 0..n {
+            for a in &self.actors {
+                let mut copy = a.translated(offset(k));
+                if k > 0 {
+                    copy.id = format!("{}~{k}", a.id);
+                }
+                actors.push(copy);
+            }
+        }
+        Self {
+            name: format!("{}-x{n}", self.name),
+            actors,
+            ..self.clone()
+        }
+    }
 }
+
+/// FNV-1a: a stable 64-bit hash of bytes (std's hashers may change between releases).
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,254 @@
+//! Fusion quality against ground truth: several noisy observers, a seeded generator, the core
+//! driven in virtual time. Figures are printed (`cargo test -p edge-node --test edge --
+//! --nocapture`) and recorded in docs/benchmarks.md.
+
+use edge_node::core::{EdgeConfig, EdgeCore};
+use nalgebra::{Vector2, Vector3};
+use protocol::{
+    EgoSi, EgoState, EnuFrame, FeatureFrame, Geodetic, Message, ObjectClass, ObjectSi,
+    PerceivedObject, VehicleId,
+};
+use std::collections::BTreeMap;
+
+type V2 = Vector2<f64>;
+const T0: i64 = 1_800_000_000_000_000;
+
+struct Rng(u64);
+impl Rng {
+    fn uniform(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn normal(&mut self) -> f64 {
+        let (u1, u2) = (self.uniform().max(1e-300), self.uniform());
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+}
+
+/// A road user moving on a circle arc (turn rate 0 = straight line).
+#[derive(Clone, Copy)]
+struct Mover {
+    p0: V2,
+    speed: f64,
+    heading0: f64,
+    turn: f64,
+    class: ObjectClass,
+}
+
+impl Mover {
+    fn at(&self, t: f64) -> (V2, V2, f64) {
+        let h = self.heading0 + self.turn * t;
+        let pos = if self.turn.abs() < 1e-9 {
+            self.p0 + V2::new(h.cos(), h.sin()) * self.speed * t
+        } else {
+            self.p0
+                + V2::new(
+                    (h.sin() - self.heading0.sin()) / self.turn,
+                    (self.heading0.cos() - h.cos()) / self.turn,
+                ) * self.speed
+        };
+        (pos, V2::new(h.cos(), h.sin()) * self.speed, h)
+    }
+}
+
+struct Quality {
+    fused_rmse_m: f64,
+    best_single_rmse_m: f64,
+    duplicate_ratio: f64,
+    id_switches_per_object_min: f64,
+    object_seconds: f64,
+}
+
+/// `n_observers` connected vehicles with different noise levels and `n_others` unconnected
+/// road users in a 200 m square, for `seconds`.
+fn run(seed: u64, n_observers: usize, n_others: usize, seconds: f64) -> Quality {
+    let mut rng = Rng(seed);
+    let origin = Geodetic::new(48.137154, 11.576124, 0.0);
+    let enu = EnuFrame::new(origin);
+    let mut core = EdgeCore::new(EdgeConfig::new("quality", origin));
+    let mut movers = Vec::new();
+    for i in 0..n_observers + n_others {
+        let vehicle = i < n_observers || rng.uniform() < 0.5;
+        movers.push(Mover {
+            p0: V2::new(rng.uniform() * 160.0 - 80.0, rng.uniform() * 160.0 - 80.0),
+            speed: if vehicle { 4.0 + 8.0 * rng.uniform() } else { 1.0 + rng.uniform() },
+            heading0: rng.uniform() * std::f64::consts::TAU,
+            turn: if rng.uniform() < 0.3 { (rng.uniform() - 0.5) * 0.2 } else { 0.0 },
+            class: if vehicle { ObjectClass::Car } else { ObjectClass::Pedestrian },
+        });
+    }
+    let sigmas: Vec<f64> = (0..n_observers).map(|k| 0.3 + 0.15 * k as f64).collect();
+    let clock_err_us: Vec<i64> = (0..n_observers)
+        .map(|_| ((rng.uniform() - 0.5) * 4_000.0) as i64)
+        .collect();
+    let range = 80.0;
+
+    let mut single_sq = vec![(0.0, 0u64); n_observers];
+    let (mut fused_sq, mut fused_n) = (0.0, 0u64);
+    let (mut dup_steps, mut object_steps) = (0u64, 0u64);
+    let mut last_id: BTreeMap<usize, u32> = BTreeMap::new();
+    let mut switches = 0u64;
+    let steps = (seconds * 10.0) as usize;
+    for step in 0..steps {
+        for k in 0..n_observers {
+            let t_true = step as f64 * 0.1 + k as f64 * 0.1 / n_observers as f64;
+            let capture = T0 + (t_true * 1e6) as i64;
+            let (me, vel, heading) = movers[k].at(t_true);
+            let gnss = V2::new(rng.normal(), rng.normal()) * 0.2;
+            let g = enu.to_geodetic(&Vector3::new(me.x + gnss.x, me.y + gnss.y, 0.0));
+            let mut objects = Vec::new();
+            for (j, m) in movers.iter().enumerate() {
+                let (p, v, h) = m.at(t_true);
+                if j == k || (p - me).norm() > range {
+                    continue;
+                }
+                let noise = V2::new(rng.normal(), rng.normal()) * sigmas[k];
+                single_sq[k].0 += noise.norm_squared() + gnss.norm_squared();
+                single_sq[k].1 += 1;
+                // Measured relative to where the vehicle really is, reported relative to where
+                // its GNSS says it is: every object it reports shares the GNSS error.
+                let off = p + noise - me;
+                let (l, w) = m.class.default_size_dm();
+                objects.push(
+                    PerceivedObject::from_si(
+                        j as u16,
+                        &ObjectSi {
+                            class: m.class,
+                            offset_m: [off.x, off.y],
+                            velocity_mps: [v.x + 0.2 * rng.normal(), v.y + 0.2 * rng.normal()],
+                            yaw_rad: h,
+                            length_m: l as f64 / 10.0,
+                            width_m: w as f64 / 10.0,
+                            sigma_m: sigmas[k],
+                            confidence: 0.9,
+                        },
+                    )
+                    .unwrap(),
+                );
+            }
+            let frame = FeatureFrame {
+                vehicle: VehicleId(k as u32 + 1),
+                seq: step as u32,
+                // The vehicle's clock is off by a little; it says so.
+                capture_us: capture + clock_err_us[k],
+                clock_uncertainty_us: 2_500,
+                ego: EgoState::from_si(&EgoSi {
+                    lat_deg: g.lat_deg,
+                    lon_deg: g.lon_deg,
+                    speed_mps: vel.norm(),
+                    yaw_rad: heading,
+                    yaw_rate_radps: movers[k].turn,
+                    accel_mps2: 0.0,
+                    length_m: 4.5,
+                    width_m: 1.8,
+                    position_sigma_m: 0.2,
+                })
+                .unwrap(),
+                objects,
+            };
+            core.handle_frame(capture + 8_000, VehicleId(k as u32 + 1), &frame.encode().unwrap())
+                .expect("accepted");
+            while core.poll_alert().is_some() {}
+        }
+        let t_eval = (step as f64 + 1.0) * 0.1;
+        let now = T0 + (t_eval * 1e6) as i64;
+        core.handle_tick(now);
+        if step < 10 {
+            continue; // let tracks confirm
+        }
+        // Match each observed true object to the nearest confirmed track within 3 m.
+        let tracks: Vec<(u32, V2)> = core
+            .tracks()
+            .confirmed()
+            .map(|t| (t.id, t.mover_at(now).center))
+            .collect();
+        // One-to-one matching of true objects to tracks by distance (within 3 m); then a
+        // duplicate is a further track within 1.5 m of a matched object that is nearer to it
+        // than to any other true object.
+        let truth: Vec<(usize, V2)> = movers
+            .iter()
+            .enumerate()
+            .map(|(j, m)| (j, m.at(t_eval).0))
+            .filter(|(j, p)| {
+                *j < n_observers
+                    || (0..n_observers).any(|k| (movers[k].at(t_eval).0 - p).norm() <= range)
+            })
+            .collect();
+        let mut pairs: Vec<(f64, usize, usize)> = Vec::new();
+        for (ti, (_, p)) in truth.iter().enumerate() {
+            for (ki, (_, c)) in tracks.iter().enumerate() {
+                let d = (c - p).norm();
+                if d < 3.0 {
+                    pairs.push((d, ti, ki));
+                }
+            }
+        }
+        pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (mut truth_used, mut track_used) = (vec![false; truth.len()], vec![false; tracks.len()]);
+        for &(d, ti, ki) in &pairs {
+            if truth_used[ti] || track_used[ki] {
+                continue;
+            }
+            (truth_used[ti], track_used[ki]) = (true, true);
+            fused_sq += d * d;
+            fused_n += 1;
+            let j = truth[ti].0;
+            if last_id.insert(j, tracks[ki].0).is_some_and(|prev| prev != tracks[ki].0) {
+                switches += 1;
+            }
+        }
+        object_steps += truth.len() as u64;
+        for (ti, (_, p)) in truth.iter().enumerate() {
+            let has_duplicate = truth_used[ti]
+                && tracks.iter().enumerate().any(|(ki, (_, c))| {
+                    !track_used[ki]
+                        && (c - p).norm() < 1.5
+                        && truth.iter().all(|(_, q)| (c - q).norm() >= (c - p).norm())
+                });
+            dup_steps += has_duplicate as u64;
+        }
+    }
+    let best_single = single_sq
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(s, n)| (s / *n as f64).sqrt())
+        .fold(f64::INFINITY, f64::min);
+    let object_seconds = object_steps as f64 * 0.1;
+    Quality {
+        fused_rmse_m: (fused_sq / fused_n.max(1) as f64).sqrt(),
+        best_single_rmse_m: best_single,
+        duplicate_ratio: dup_steps as f64 / object_steps.max(1) as f64,
+        id_switches_per_object_min: switches as f64 / (object_seconds / 60.0),
+        object_seconds,
+    }
+}
+
+#[test]
+fn fused_tracks_beat_the_best_single_observer_without_duplicates() {
+    for seed in [1, 2, 3] {
+        let q = run(seed, 6, 24, 30.0);
+        println!(
+            "seed {seed}: fused RMSE {:.3} m, best single observer {:.3} m, duplicates {:.3} %, \
+             {:.2} id switches per object-minute over {:.0} object-seconds",
+            q.fused_rmse_m,
+            q.best_single_rmse_m,
+            q.duplicate_ratio * 100.0,
+            q.id_switches_per_object_min,
+            q.object_seconds
+        );
+        assert!(q.fused_rmse_m < q.best_single_rmse_m, "seed {seed}");
+        assert!(q.duplicate_ratio < 0.01, "seed {seed}: {}", q.duplicate_ratio);
+        assert!(q.id_switches_per_object_min < 1.0, "seed {seed}");
+    }
+}
+
+#[test]
+fn the_same_inputs_give_the_same_tracks() {
+    let a = run(9, 4, 10, 5.0);
+    let b = run(9, 4, 10, 5.0);
+    assert_eq!(a.fused_rmse_m.to_bits(), b.fused_rmse_m.to_bits());
+    assert_eq!(a.id_switches_per_object_min.to_bits(), b.id_switches_per_object_min.to_bits());
+}
