@@ -4,7 +4,10 @@
 /// For an `n x m` cost matrix (`n <= m`, row-major), the column assigned to each row, with the
 /// least total cost. O(n^2 m).
 pub fn hungarian(n: usize, m: usize, cost: &[f64]) -> Vec<usize> {
-    assert!(n <= m && cost.len() == n * m, "rows must not outnumber columns");
+    assert!(
+        n <= m && cost.len() == n * m,
+        "rows must not outnumber columns"
+    );
     // 1-based arrays as in the classic formulation; column 0 is a sentinel.
     let mut u = vec![0.0; n + 1];
     let mut v = vec![0.0; m + 1];
@@ -102,7 +105,9 @@ mod tests {
     fn matches_brute_force_on_many_small_matrices() {
         let mut state = 12345u64;
         let mut next = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (state >> 33) as f64 / (1u64 << 31) as f64
         };
         for n in 1..=4 {

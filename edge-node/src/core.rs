@@ -143,6 +143,7 @@ pub struct EdgeCore {
     out_alerts: VecDeque<Alert>,
     out_map: Option<SituationMap>,
     next_map_us: Option<i64>,
+    next_merge_us: Option<i64>,
     stats: EdgeStats,
 }
 
@@ -156,6 +157,7 @@ impl EdgeCore {
             out_alerts: VecDeque::new(),
             out_map: None,
             next_map_us: None,
+            next_merge_us: None,
             stats: EdgeStats::default(),
             config,
         }
@@ -177,8 +179,10 @@ impl EdgeCore {
         &self.frame
     }
 
-    /// Handles the bytes published on the frames key of `on_key` (the vehicle the transport
-    /// authenticated). Rejections are counted and returned; nothing accepted before is lost.
+    /// Handles the bytes published on the frames key of `on_key`; a frame naming another
+    /// vehicle is refused. (The key is not yet tied to the publisher's certificate name: see
+    /// the known gaps in docs/ARCHITECTURE.md.) Rejections are counted and returned; nothing
+    /// accepted before is lost.
     pub fn handle_frame(
         &mut self,
         now_us: i64,
@@ -230,8 +234,22 @@ impl EdgeCore {
                 last_capture_us: f.capture_us,
             },
         );
-        let touched = self.fuse(&frame);
+        let mut touched = self.fuse(&frame);
         let before = self.out_alerts.len();
+        // Duplicates are merged before conflicts are looked for, so a road user seen twice is
+        // never taken for two road users in the same place.
+        let merged = self.tracks.merge_duplicates_of(&touched, f.capture_us);
+        if !merged.is_empty() {
+            self.stats.tracks_merged += merged.len() as u64;
+            for (_, keep) in &merged {
+                touched.push(*keep);
+            }
+            let removed: Vec<Track> = merged.into_iter().map(|(t, _)| t).collect();
+            touched.retain(|id| !removed.iter().any(|t| t.id == *id));
+            touched.sort_unstable();
+            touched.dedup();
+            self.clear_alerts_of(now_us, &removed);
+        }
         self.evaluate_conflicts(now_us, f.capture_us, &touched);
         Ok(FrameOutcome {
             tracks_touched: touched.len(),
@@ -404,9 +422,9 @@ impl EdgeCore {
         let radius = self.config.radius_m;
         let before = now_us - self.config.track_timeout_us;
         let tentative_before = now_us - self.config.tentative_timeout_us;
-        let mut removed =
-            self.tracks
-                .expire(now_us, before, tentative_before, |p| p.norm() > radius);
+        let removed = self
+            .tracks
+            .expire(now_us, before, tentative_before, |p| p.norm() > radius);
         for t in &removed {
             if t.last_update_us < before || (!t.confirmed && t.last_update_us < tentative_before) {
                 self.stats.tracks_expired += 1;
@@ -414,9 +432,25 @@ impl EdgeCore {
                 self.stats.tracks_left_area += 1;
             }
         }
-        let merged = self.tracks.merge_duplicates(now_us);
-        self.stats.tracks_merged += merged.len() as u64;
-        removed.extend(merged.into_iter().map(|(t, _)| t));
+
+        self.clear_alerts_of(now_us, &removed);
+        if self.next_merge_us.is_none_or(|t| now_us >= t) {
+            let merged = self.tracks.merge_duplicates(now_us);
+            self.stats.tracks_merged += merged.len() as u64;
+            let removed: Vec<Track> = merged.into_iter().map(|(t, _)| t).collect();
+            self.clear_alerts_of(now_us, &removed);
+            self.next_merge_us = Some(now_us + 1_000_000);
+        }
+        let due = self.next_map_us.is_none_or(|t| now_us >= t);
+        if due {
+            self.out_map = Some(self.situation_map(now_us));
+            self.next_map_us = Some(now_us + self.config.map_period_us);
+        }
+    }
+
+    /// Clears the alerts of pairs that involve one of the `removed` tracks, and of pairs no
+    /// frame has shown in conflict for the clear time.
+    fn clear_alerts_of(&mut self, now_us: i64, removed: &[Track]) {
         let gone: Vec<TrackId> = removed.iter().map(|t| t.id).collect();
         for ((a, b), alert_id) in self.alerts.expire(now_us, &gone) {
             let find = |id| {
@@ -435,11 +469,6 @@ impl EdgeCore {
                 };
                 self.emit(now_us, Transition::Clear { alert_id }, &ta, &tb, &conflict);
             }
-        }
-        let due = self.next_map_us.is_none_or(|t| now_us >= t);
-        if due {
-            self.out_map = Some(self.situation_map(now_us));
-            self.next_map_us = Some(now_us + self.config.map_period_us);
         }
     }
 

@@ -170,7 +170,7 @@ impl Pki {
     }
 
     /// The vehicle's client certificate (created if absent): CN and DNS SAN
-    /// [`protocol::keys::vehicle_cert_name`], which is how the edge knows who is connected.
+    /// [`protocol::keys::vehicle_cert_name`], the name zenoh access control will match on (not enforced yet).
     pub fn vehicle(&self, vehicle: VehicleId) -> Result<CertFiles, PkiError> {
         let name = protocol::keys::vehicle_cert_name(vehicle);
         let sans = vec![name.clone()];

@@ -14,11 +14,15 @@
 //!    optimally with the Hungarian method, where leaving an observation unassigned (a new
 //!    track) costs the gate. The source's previous choice for the same local id gets a small
 //!    bonus, so ids stay stable when two candidates are equally good.
-//! 4. **Fusion.** Track and observation are fused by covariance intersection (the fast
-//!    trace-weighted form): the errors of different vehicles are correlated in unknown ways
-//!    (shared maps, similar sensors, the same track fed back), and covariance intersection is
-//!    consistent whatever the correlation. Across time the track is a constant-velocity
-//!    filter: predict with process noise, then intersect.
+//! 4. **Fusion.** Track and observation are fused by split covariance intersection: each
+//!    covariance is a part that may be correlated with other estimates in unknown ways (a
+//!    sender's own GNSS and clock error, shared by everything it reports, frame after frame)
+//!    plus a part that is independent (a detection's own noise, the process noise). The
+//!    independent parts add information as in a Kalman filter, the correlated parts are
+//!    intersected, so the result stays consistent whatever the correlation, while noise that
+//!    really is independent still averages out. The weight minimises the trace of the fused
+//!    position covariance. Across time the track is a constant-velocity filter: predict with
+//!    process noise, then fuse.
 //! 5. **Life cycle.** A track born from a vehicle's own report is confirmed at once; one born
 //!    from detections is tentative until a second frame (from any vehicle) confirms it, and
 //!    dies if none does within `tentative_timeout_us`. Confirmed tracks die after
@@ -31,8 +35,8 @@ use crate::assignment::hungarian;
 use crate::geometry::{Mover, V2};
 use nalgebra::{Matrix2, Matrix4, Vector4};
 use protocol::{ObjectClass, VehicleId};
-use rstar::{RTree, RTreeObject, AABB};
-use std::collections::{BTreeMap, BTreeSet};
+use rstar::{Envelope, RTree, RTreeObject, AABB};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub type TrackId = u32;
 type M2 = Matrix2<f64>;
@@ -327,8 +331,9 @@ pub struct TrackStore {
     tracks: BTreeMap<TrackId, Track>,
     tree: RTree<Entry>,
     by_vehicle: BTreeMap<VehicleId, TrackId>,
-    /// (source, local object id) -> track fed by it last time.
-    memory: BTreeMap<(VehicleId, u16), TrackId>,
+    /// (source, local object id) -> track fed by it last time. A hash map: only looked up and
+    /// swept, never iterated in an order that reaches the outputs.
+    memory: HashMap<(VehicleId, u16), TrackId>,
 }
 
 impl TrackStore {
@@ -366,11 +371,12 @@ impl TrackStore {
         self.by_vehicle.get(&vehicle).copied()
     }
 
-    fn envelope(&self, t: &Track) -> AABB<[f64; 2]> {
+    /// The swept envelope reaching `ahead_s` into the future.
+    fn envelope(&self, t: &Track, ahead_s: f64) -> AABB<[f64; 2]> {
         let p = self.params;
         let (pos, vel) = (t.pos(), t.vel());
         let a = pos - vel * p.lookback_s;
-        let b = pos + vel * p.horizon_s;
+        let b = pos + vel * ahead_s;
         let r = t.length.hypot(t.width) / 2.0 + p.gate_m + 3.0 * t.sigma_m();
         AABB::from_corners(
             [a.x.min(b.x) - r, a.y.min(b.y) - r],
@@ -378,15 +384,26 @@ impl TrackStore {
         )
     }
 
+    /// Keeps the track's R-tree entry covering its swept footprint over the horizon. Entries
+    /// reach `REINDEX_SLACK_S` further than needed, so a track that keeps its course is moved
+    /// in the tree about once a second rather than at every update (removal from an R-tree is
+    /// the costliest thing it does).
     fn reindex(&mut self, id: TrackId) {
+        const REINDEX_SLACK_S: f64 = 1.0;
         let Some(track) = self.tracks.get(&id) else {
             return;
         };
+        let needed = self.envelope(track, self.params.horizon_s);
+        let old = track.envelope;
+        let covered = old.aabb.contains_envelope(&needed);
+        let oversized = old.aabb.area() > 2.0 * needed.area() + 100.0;
+        if covered && !oversized {
+            return;
+        }
         let entry = Entry {
             id,
-            aabb: self.envelope(track),
+            aabb: self.envelope(track, self.params.horizon_s + REINDEX_SLACK_S),
         };
-        let old = track.envelope;
         self.tree.remove(&old);
         self.tree.insert(entry);
         self.tracks.get_mut(&id).expect("present").envelope = entry;
@@ -407,14 +424,20 @@ impl TrackStore {
         ids
     }
 
+    /// Whether `track`'s predicted centre is within `r` metres of `obs`: a cheap test before the
+    /// Mahalanobis distance, since R-tree probes against swept envelopes return every track
+    /// whose next seconds pass nearby.
+    fn near(&self, obs: &Observation, track: &Track, r: f64) -> bool {
+        (track.mover_at(obs.t_us).center - obs.pos).norm_squared() <= r * r
+    }
+
     /// Squared Mahalanobis distance between an aligned observation and a track predicted to
     /// the observation's time.
     fn distance2(&self, obs: &Observation, track: &Track) -> Option<f64> {
         let (xo, po) = obs.aligned(obs.t_us, self.params.accel_noise);
         let (xt, pt) = track.predicted(obs.t_us, self.params.accel_noise);
         let y = nalgebra::Vector2::new(xo[0] - xt[0], xo[1] - xt[1]);
-        let s: M2 =
-            po.total().fixed_view::<2, 2>(0, 0) + pt.total().fixed_view::<2, 2>(0, 0);
+        let s: M2 = po.total().fixed_view::<2, 2>(0, 0) + pt.total().fixed_view::<2, 2>(0, 0);
         let d2 = (y.transpose() * s.try_inverse()? * y)[0];
         Some(d2)
     }
@@ -462,6 +485,7 @@ impl TrackStore {
                 if own_tracks.contains(&e.id)
                     || taken.contains(&e.id)
                     || !compatible(t.class, obs.class)
+                    || !self.near(obs, t, r + 3.0 * t.sigma_m())
                 {
                     continue;
                 }
@@ -478,7 +502,7 @@ impl TrackStore {
                 }
             }
         }
-        pairs.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        pairs.sort_by_key(|p| (p.0, p.1));
 
         let assigned = self.assign(detections.len(), &pairs);
         for (i, obs) in detections.iter().enumerate() {
@@ -508,12 +532,18 @@ impl TrackStore {
             return Some(*id);
         }
         let r = 3.0 * obs.sigma_m + self.params.gate_m;
-        let probe = AABB::from_corners([obs.pos.x - r, obs.pos.y - r], [obs.pos.x + r, obs.pos.y + r]);
+        let probe = AABB::from_corners(
+            [obs.pos.x - r, obs.pos.y - r],
+            [obs.pos.x + r, obs.pos.y + r],
+        );
         self.tree
             .locate_in_envelope_intersecting(&probe)
             .filter_map(|e| {
                 let t = &self.tracks[&e.id];
-                if t.vehicle.is_some() || !compatible(t.class, ObjectClass::Car) {
+                if t.vehicle.is_some()
+                    || !compatible(t.class, ObjectClass::Car)
+                    || !self.near(obs, t, r + 3.0 * t.sigma_m())
+                {
                     return None;
                 }
                 let d2 = self.distance2(obs, t)?;
@@ -665,50 +695,66 @@ impl TrackStore {
     /// vehicle's track wins over an unbound one); returns the removed tracks with the id each
     /// was merged into.
     pub fn merge_duplicates(&mut self, now_us: i64) -> Vec<(Track, TrackId)> {
+        let ids: Vec<TrackId> = self.confirmed().map(|t| t.id).collect();
+        self.merge_duplicates_of(&ids, now_us)
+    }
+
+    /// [`TrackStore::merge_duplicates`] for the tracks `ids` (and the tracks they duplicate)
+    /// only: the edge runs it on the tracks a frame touched, before it looks for conflicts, so
+    /// a duplicate is never mistaken for a road user in the same place.
+    pub fn merge_duplicates_of(&mut self, ids: &[TrackId], now_us: i64) -> Vec<(Track, TrackId)> {
         let accel_noise = self.params.accel_noise;
         let mut merged = Vec::new();
-        let ids: Vec<TrackId> = self.confirmed().map(|t| t.id).collect();
         let mut gone: BTreeSet<TrackId> = BTreeSet::new();
-        for a in ids {
+        for &a in ids {
             if gone.contains(&a) {
                 continue;
             }
-            let ta = &self.tracks[&a];
+            let Some(ta) = self.tracks.get(&a).filter(|t| t.confirmed) else {
+                continue;
+            };
             let (xa, pa) = ta.predicted(now_us, accel_noise);
             let r = 3.0 * ta.sigma_m() + self.params.gate_m;
             let probe = AABB::from_corners([xa[0] - r, xa[1] - r], [xa[0] + r, xa[1] + r]);
             let mut dups: Vec<TrackId> = Vec::new();
             for e in self.tree.locate_in_envelope_intersecting(&probe) {
                 let b = e.id;
-                if b <= a || gone.contains(&b) {
+                if b == a || gone.contains(&b) {
                     continue;
                 }
                 let tb = &self.tracks[&b];
+                let cb = tb.mover_at(now_us).center;
                 if !tb.confirmed
                     || !compatible(ta.class, tb.class)
                     || (ta.vehicle.is_some() && tb.vehicle.is_some())
+                    || (cb.x - xa[0]).abs() > r + 3.0 * tb.sigma_m()
+                    || (cb.y - xa[1]).abs() > r + 3.0 * tb.sigma_m()
                 {
                     continue;
                 }
                 let (xb, pb) = tb.predicted(now_us, accel_noise);
                 let y = nalgebra::Vector2::new(xa[0] - xb[0], xa[1] - xb[1]);
-                let s: M2 = pa.total().fixed_view::<2, 2>(0, 0)
-                    + pb.total().fixed_view::<2, 2>(0, 0);
+                let s: M2 =
+                    pa.total().fixed_view::<2, 2>(0, 0) + pb.total().fixed_view::<2, 2>(0, 0);
                 let v = nalgebra::Vector2::new(xa[2] - xb[2], xa[3] - xb[3]);
-                let close = s
+                let gated = s
                     .try_inverse()
                     .is_some_and(|si| (y.transpose() * si * y)[0] <= self.params.gate_chi2);
+                // Two road users cannot stand in each other's footprint: centres closer than
+                // half the two widths mean one road user seen twice, whatever the covariances.
+                let overlapping = y.norm() < (ta.width + tb.width) / 2.0;
                 // Two road users side by side at different speeds are not one.
-                if close && v.norm() < 2.0 {
+                if (gated || overlapping) && v.norm() < 2.0 {
                     dups.push(b);
                 }
             }
             dups.sort_unstable();
             for b in dups {
-                let (keep, drop) = if self.tracks[&b].vehicle.is_some() {
-                    (b, a)
-                } else {
-                    (a, b)
+                // Keep the connected vehicle's track, else the older one.
+                let (keep, drop) = match (ta.vehicle.is_some(), self.tracks[&b].vehicle.is_some()) {
+                    (false, true) => (b, a),
+                    (true, false) => (a, b),
+                    _ => (a.min(b), a.max(b)),
                 };
                 if gone.contains(&drop) || gone.contains(&keep) {
                     continue;
@@ -729,11 +775,8 @@ impl TrackStore {
                     k.vehicle = Some(v);
                 }
             }
-            for id in self.memory.values_mut() {
-                if *id == drop {
-                    *id = keep;
-                }
-            }
+            // Memory entries naming `drop` are left to lapse: they match no track any more,
+            // and `expire` sweeps them.
             removed.push((t, keep));
         }
         removed
@@ -809,7 +852,10 @@ mod tests {
         // Wholly correlated parts: plain covariance intersection, a convex combination that
         // claims no more certainty than either input.
         let (x, p) = split_intersection(&xa, &split(1.0, 0.0), &xb, &split(1.0, 0.0)).unwrap();
-        assert!((0.0..=1.0).contains(&x[0]) && (x[0] + x[1]).abs() < 1e-9, "{x}");
+        assert!(
+            (0.0..=1.0).contains(&x[0]) && (x[0] + x[1]).abs() < 1e-9,
+            "{x}"
+        );
         assert!((p.total()[(0, 0)] - 1.0).abs() < 1e-6);
         // Wholly independent parts: the Kalman result, variance halved.
         let (_, p) = split_intersection(&xa, &split(0.0, 1.0), &xb, &split(0.0, 1.0)).unwrap();
@@ -842,7 +888,10 @@ mod tests {
         };
         let t = (std::f64::consts::FRAC_PI_2 * 1e6) as i64;
         let (x, p) = obs.aligned(t, 3.0);
-        assert!((x[0] - 10.0).abs() < 1e-3 && (x[1] - 10.0).abs() < 1e-3, "{x}");
+        assert!(
+            (x[0] - 10.0).abs() < 1e-3 && (x[1] - 10.0).abs() < 1e-3,
+            "{x}"
+        );
         assert!(x[2].abs() < 1e-3 && (x[3] - 10.0).abs() < 1e-3);
         assert!(
             p.total()[(0, 0)] > obs.covariance().total()[(0, 0)],

@@ -74,10 +74,22 @@ fn run(seed: u64, n_observers: usize, n_others: usize, seconds: f64) -> Quality 
         let vehicle = i < n_observers || rng.uniform() < 0.5;
         movers.push(Mover {
             p0: V2::new(rng.uniform() * 160.0 - 80.0, rng.uniform() * 160.0 - 80.0),
-            speed: if vehicle { 4.0 + 8.0 * rng.uniform() } else { 1.0 + rng.uniform() },
+            speed: if vehicle {
+                4.0 + 8.0 * rng.uniform()
+            } else {
+                1.0 + rng.uniform()
+            },
             heading0: rng.uniform() * std::f64::consts::TAU,
-            turn: if rng.uniform() < 0.3 { (rng.uniform() - 0.5) * 0.2 } else { 0.0 },
-            class: if vehicle { ObjectClass::Car } else { ObjectClass::Pedestrian },
+            turn: if rng.uniform() < 0.3 {
+                (rng.uniform() - 0.5) * 0.2
+            } else {
+                0.0
+            },
+            class: if vehicle {
+                ObjectClass::Car
+            } else {
+                ObjectClass::Pedestrian
+            },
         });
     }
     let sigmas: Vec<f64> = (0..n_observers).map(|k| 0.3 + 0.15 * k as f64).collect();
@@ -149,8 +161,12 @@ fn run(seed: u64, n_observers: usize, n_others: usize, seconds: f64) -> Quality 
                 .unwrap(),
                 objects,
             };
-            core.handle_frame(capture + 8_000, VehicleId(k as u32 + 1), &frame.encode().unwrap())
-                .expect("accepted");
+            core.handle_frame(
+                capture + 8_000,
+                VehicleId(k as u32 + 1),
+                &frame.encode().unwrap(),
+            )
+            .expect("accepted");
             while core.poll_alert().is_some() {}
         }
         let t_eval = (step as f64 + 1.0) * 0.1;
@@ -187,7 +203,8 @@ fn run(seed: u64, n_observers: usize, n_others: usize, seconds: f64) -> Quality 
             }
         }
         pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let (mut truth_used, mut track_used) = (vec![false; truth.len()], vec![false; tracks.len()]);
+        let (mut truth_used, mut track_used) =
+            (vec![false; truth.len()], vec![false; tracks.len()]);
         for &(d, ti, ki) in &pairs {
             if truth_used[ti] || track_used[ki] {
                 continue;
@@ -196,7 +213,10 @@ fn run(seed: u64, n_observers: usize, n_others: usize, seconds: f64) -> Quality 
             fused_sq += d * d;
             fused_n += 1;
             let j = truth[ti].0;
-            if last_id.insert(j, tracks[ki].0).is_some_and(|prev| prev != tracks[ki].0) {
+            if last_id
+                .insert(j, tracks[ki].0)
+                .is_some_and(|prev| prev != tracks[ki].0)
+            {
                 switches += 1;
             }
         }
@@ -240,7 +260,11 @@ fn fused_tracks_beat_the_best_single_observer_without_duplicates() {
             q.object_seconds
         );
         assert!(q.fused_rmse_m < q.best_single_rmse_m, "seed {seed}");
-        assert!(q.duplicate_ratio < 0.01, "seed {seed}: {}", q.duplicate_ratio);
+        assert!(
+            q.duplicate_ratio < 0.01,
+            "seed {seed}: {}",
+            q.duplicate_ratio
+        );
         assert!(q.id_switches_per_object_min < 1.0, "seed {seed}");
     }
 }
@@ -250,5 +274,8 @@ fn the_same_inputs_give_the_same_tracks() {
     let a = run(9, 4, 10, 5.0);
     let b = run(9, 4, 10, 5.0);
     assert_eq!(a.fused_rmse_m.to_bits(), b.fused_rmse_m.to_bits());
-    assert_eq!(a.id_switches_per_object_min.to_bits(), b.id_switches_per_object_min.to_bits());
+    assert_eq!(
+        a.id_switches_per_object_min.to_bits(),
+        b.id_switches_per_object_min.to_bits()
+    );
 }

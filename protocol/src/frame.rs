@@ -174,7 +174,7 @@ impl PerceivedObject {
 
 // Object encoding (see docs/protocol.md): a head byte, then only the fields the head says are
 // there. Moving objects whose yaw equals their course and objects of their class's default size
-// leave those fields out; that is what keeps a typical object near 11 bytes.
+// leave those fields out; that is what keeps a typical object near 10 bytes.
 const CLASS_MASK: u8 = 0b0000_0111;
 const F_MOVING: u8 = 0b0000_1000;
 const F_YAW: u8 = 0b0001_0000;

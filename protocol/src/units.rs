@@ -47,7 +47,7 @@ impl Sigma {
     }
 }
 
-/// Detection confidence in sixteenths: code 0 is 0, code 15 is 1.
+/// Detection confidence in fifteenths: code 0 is 0, code 15 is 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Confidence(u8);
 

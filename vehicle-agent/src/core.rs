@@ -204,25 +204,32 @@ impl AgentCore {
             return Err(AgentError::DuplicateObjectId(w[0]));
         }
         let ego = EgoState::from_si(&p.ego)?;
-        // Quantise every object before assigning ids, so a refused perception leaves no trace.
         let mut objects = p
             .objects
             .iter()
             .map(|o| PerceivedObject::from_si(0, &o.object))
             .collect::<Result<Vec<_>, _>>()?;
-        let capture = p.capture_local_us.unwrap_or(now_local_us);
-        for (o, id) in objects.iter_mut().zip(self.ids.assign(&external, capture)) {
-            o.id = id;
-        }
-        let frame = FeatureFrame {
+        // Check everything before assigning ids, so a refused perception leaves no trace. The
+        // wire ids are all 0 here, so objects are checked one at a time (the duplicate-id check
+        // is the one on the external ids above).
+        let mut frame = FeatureFrame {
             vehicle: self.vehicle,
             seq: 0,
             capture_us: 0,
             clock_uncertainty_us: 0,
             ego,
-            objects,
+            objects: vec![],
         };
         protocol::validate::check_content(&frame)?;
+        for o in &objects {
+            frame.objects = vec![*o];
+            protocol::validate::check_content(&frame)?;
+        }
+        let capture = p.capture_local_us.unwrap_or(now_local_us);
+        for (o, id) in objects.iter_mut().zip(self.ids.assign(&external, capture)) {
+            o.id = id;
+        }
+        frame.objects = objects;
         Ok((capture, frame))
     }
 
@@ -280,24 +287,25 @@ impl AgentCore {
         .expect("a clock request always encodes")
     }
 
-    /// Feeds the edge's reply to a clock request received at `now_local_us`.
+    /// Feeds the edge's reply to a clock request received at `now_local_us`. `Ok(true)` when
+    /// it gave a sample, `Ok(false)` when its timestamps are inconsistent (a negative network
+    /// delay: counted and ignored).
     pub fn handle_clock_reply(
         &mut self,
         now_local_us: i64,
         bytes: &[u8],
-    ) -> Result<(), DecodeError> {
-        let sample = ClockReply::decode(bytes)
-            .ok()
-            .and_then(|r| ClockSample::from_exchange(&r, now_local_us));
-        match sample {
+    ) -> Result<bool, DecodeError> {
+        let reply =
+            ClockReply::decode(bytes).inspect_err(|_| self.stats.clock_replies_refused += 1)?;
+        match ClockSample::from_exchange(&reply, now_local_us) {
             Some(s) => {
                 self.clock.add(s);
                 self.stats.clock_samples += 1;
-                Ok(())
+                Ok(true)
             }
             None => {
                 self.stats.clock_replies_refused += 1;
-                ClockReply::decode(bytes).map(|_| ())
+                Ok(false)
             }
         }
     }

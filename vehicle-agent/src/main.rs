@@ -105,12 +105,13 @@ async fn main() -> anyhow::Result<()> {
     };
     let mut lines = BufReader::new(reader).lines();
     let start = Instant::now();
-    let (mut n_lines, mut n_bad) = (0u64, 0u64);
+    let (mut n_lines, mut n_records, mut n_bad) = (0u64, 0u64, 0u64);
     while let Some(line) = lines.next_line().await.context("reading the input")? {
         n_lines += 1;
         if line.trim().is_empty() {
             continue;
         }
+        n_records += 1;
         let parsed: InputLine = match serde_json::from_str(&line) {
             Ok(p) => p,
             Err(e) => {
@@ -135,7 +136,7 @@ async fn main() -> anyhow::Result<()> {
         "{}",
         serde_json::json!({"lines": n_lines, "refused_lines": n_bad, "agent": stats})
     );
-    if n_bad > 0 && n_bad == n_lines {
+    if n_bad > 0 && n_bad == n_records {
         bail!("no input line was accepted");
     }
     Ok(())

@@ -75,11 +75,14 @@ pub enum NetError {
          names the address used, and that this vehicle's certificate is signed by the edge's CA"
     )]
     Connect { endpoint: String, detail: String },
-    #[error("the edge at {endpoint} did not answer clock queries on {key} within {waited:?}")]
+    #[error(
+        "no usable reply to {attempts} clock queries on {key} from the edge at {endpoint}: \
+         check the edge id (it is part of every key) and that the edge is running"
+    )]
     NoClock {
         endpoint: String,
         key: String,
-        waited: Duration,
+        attempts: usize,
     },
     #[error("zenoh: {0}")]
     Zenoh(String),
@@ -179,8 +182,9 @@ impl Agent {
         };
 
         let clock_key = keys::clock(&config.edge_id);
+        const ATTEMPTS: usize = 8;
         let mut synced = 0;
-        for _ in 0..8 {
+        for _ in 0..ATTEMPTS {
             if sync_once(&session, &clock_key, &core, &clock).await {
                 synced += 1;
             }
@@ -189,7 +193,7 @@ impl Agent {
             return Err(NetError::NoClock {
                 endpoint: config.connect.clone(),
                 key: clock_key,
-                waited: Duration::from_secs(8),
+                attempts: ATTEMPTS,
             });
         }
 
@@ -336,7 +340,7 @@ async fn sync_once(
                 .lock()
                 .expect("agent lock")
                 .handle_clock_reply(t4, &bytes)
-                .is_ok();
+                .unwrap_or(false);
         }
     }
     false

@@ -131,7 +131,12 @@ fn the_circle_prefilter_never_rules_out_a_collision() {
     for i in 0..40 {
         for j in 0..40 {
             let a = car(-30.0 + i as f64, 0.0, 0.0, 10.0);
-            let b = car(0.0, -40.0 + j as f64 * 2.0, FRAC_PI_2 + 0.05 * j as f64, 8.0);
+            let b = car(
+                0.0,
+                -40.0 + j as f64 * 2.0,
+                FRAC_PI_2 + 0.05 * j as f64,
+                8.0,
+            );
             let e = encounter(&a, &b, 5.0);
             if e.ttc_s.is_some() {
                 n_contact += 1;
