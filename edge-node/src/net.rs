@@ -239,14 +239,53 @@ async fn run_core(
     let mut stats = EdgeRunStats::default();
     let mut publishers: HashMap<VehicleId, zenoh::pubsub::Publisher<'static>> = HashMap::new();
     let map_publisher = session.declare_publisher(keys::map(&edge)).await.ok();
+    // The latest map, for late joiners that query the map key instead of waiting for the next
+    // publication.
+    let latest_map: Arc<std::sync::Mutex<Option<Vec<u8>>>> = Arc::default();
+    let _map_queryable = {
+        let latest = latest_map.clone();
+        session
+            .declare_queryable(keys::map(&edge))
+            .callback(move |query| {
+                let snapshot = latest.lock().expect("map lock").clone();
+                let reply = match snapshot {
+                    Some(bytes) => query.reply(query.key_expr().clone(), bytes).wait(),
+                    None => query.reply_err("no map yet").wait(),
+                };
+                if let Err(e) = reply {
+                    tracing::debug!("map snapshot reply failed: {e}");
+                }
+            })
+            .await
+            .map_err(|e| tracing::warn!("no map snapshot queryable: {e}"))
+            .ok()
+    };
     let mut tick = tokio::time::interval(Duration::from_micros(
         core.config().map_period_us.max(1_000) as u64,
     ));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            // Stop first, then the tick (so a steady stream of frames cannot starve the map and
+            // the ageing of tracks), then frames.
             biased;
             _ = &mut stop => break,
+            _ = tick.tick() => {
+                core.handle_tick(clock());
+                let (sent, failed) = publish_alerts(&session, &edge, &mut core, &mut publishers).await;
+                stats.alerts_published += sent;
+                stats.alerts_failed += failed;
+                if let Some(map) = core.poll_map() {
+                    if let Ok(bytes) = map.encode() {
+                        *latest_map.lock().expect("map lock") = Some(bytes.clone());
+                        if let Some(publisher) = &map_publisher {
+                            if publisher.put(bytes).await.is_ok() {
+                                stats.maps_published += 1;
+                            }
+                        }
+                    }
+                }
+            }
             incoming = rx.recv() => {
                 let Some(incoming) = incoming else { break };
                 let started = Instant::now();
@@ -257,19 +296,6 @@ async fn run_core(
                 stats.alerts_published += sent;
                 stats.alerts_failed += failed;
                 stats.processing_us.record(started.elapsed().as_micros() as u64);
-            }
-            _ = tick.tick() => {
-                core.handle_tick(clock());
-                let (sent, failed) = publish_alerts(&session, &edge, &mut core, &mut publishers).await;
-                stats.alerts_published += sent;
-                stats.alerts_failed += failed;
-                if let (Some(map), Some(publisher)) = (core.poll_map(), &map_publisher) {
-                    if let Ok(bytes) = map.encode() {
-                        if publisher.put(bytes).await.is_ok() {
-                            stats.maps_published += 1;
-                        }
-                    }
-                }
             }
         }
     }

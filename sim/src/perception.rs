@@ -64,7 +64,15 @@ pub fn perceive(
     t_s: f64,
     rng: &mut Rng,
 ) -> Option<Perception> {
-    perceive_among(scenario, geo, sensor, me, t_s, 0..scenario.actors.len(), rng)
+    perceive_among(
+        scenario,
+        geo,
+        sensor,
+        me,
+        t_s,
+        0..scenario.actors.len(),
+        rng,
+    )
 }
 
 /// [`perceive`] looking only at the actors in `candidates` (ascending indices, a superset of

@@ -249,6 +249,86 @@ mod tests {
         assert!((6.0..7.5).contains(&c[0].moment_s), "{:?}", c[0]);
     }
 
+    /// The straightforward all-pairs, all-steps definition that [`true_conflicts`] speeds up.
+    fn true_conflicts_by_definition(scenario: &Scenario) -> Vec<TrueConflict> {
+        let n_steps = (scenario.duration_s / TRUTH_STEP_S).round() as usize;
+        let actors = &scenario.actors;
+        let mut out = Vec::new();
+        for i in 0..actors.len() {
+            for j in i + 1..actors.len() {
+                let (a, b) = (&actors[i], &actors[j]);
+                if !a.connected && !b.connected {
+                    continue;
+                }
+                let mut min_ttc = f64::INFINITY;
+                for k in 0..=n_steps {
+                    let t = k as f64 * TRUTH_STEP_S;
+                    let (Some(ma), Some(mb)) = (a.mover(t), b.mover(t)) else {
+                        continue;
+                    };
+                    if let Some(ttc) = encounter(&ma, &mb, TRUE_CONFLICT_TTC_S).ttc_s {
+                        min_ttc = min_ttc.min(ttc);
+                    }
+                }
+                if min_ttc < TRUE_CONFLICT_TTC_S {
+                    let (x, y) = pair(&a.id, &b.id);
+                    out.push(TrueConflict {
+                        a: x,
+                        b: y,
+                        min_ttc_s: min_ttc,
+                        moment_s: closest_approach(a, b, n_steps),
+                        warned_at_s: None,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Cars crossing a grid of streets at random speeds and times, half of them connected.
+    fn random_traffic(seed: u64, n: usize) -> Scenario {
+        let mut rng = crate::rng::Rng::new(seed);
+        let actors = (0..n)
+            .map(|k| {
+                let street = (rng.uniform() * 4.0).floor() * 20.0 - 30.0;
+                let speed = 5.0 + rng.uniform() * 10.0;
+                let start = -60.0 - rng.uniform() * 60.0;
+                let path = if k % 2 == 0 {
+                    [(start, street), (200.0, street)]
+                } else {
+                    [(street, start), (street, 200.0)]
+                };
+                let mut car = Actor::car(&format!("c{k}"), &path, &[(0.0, speed)]);
+                car.connected = rng.uniform() < 0.5;
+                car
+            })
+            .collect();
+        Scenario {
+            name: "random".into(),
+            origin: (48.0, 11.0),
+            duration_s: 12.0,
+            actors,
+        }
+    }
+
+    #[test]
+    fn the_sweep_finds_exactly_what_the_definition_finds() {
+        for scenario in [
+            Scenario::demo(),
+            random_traffic(1, 24),
+            random_traffic(2, 24),
+        ] {
+            let fast = true_conflicts(&scenario);
+            assert_eq!(
+                fast,
+                true_conflicts_by_definition(&scenario),
+                "{}",
+                scenario.name
+            );
+        }
+        assert!(!true_conflicts(&random_traffic(1, 24)).is_empty());
+    }
+
     #[test]
     fn warnings_before_the_moment_count_and_others_are_false_alarms() {
         let conflicts = vec![TrueConflict {

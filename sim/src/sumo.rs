@@ -51,7 +51,7 @@ impl std::fmt::Display for Position {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SumoError {
-    #[error("cannot read {file}: {source}")]
+    #[error("cannot read {file}")]
     Io {
         file: String,
         #[source]
@@ -283,11 +283,7 @@ impl<R: BufRead> Cursor<R> {
         }
     }
 
-    fn required<'e>(
-        &self,
-        e: &'e Element,
-        attribute: &'static str,
-    ) -> Result<&'e str, SumoError> {
+    fn required<'e>(&self, e: &'e Element, attribute: &'static str) -> Result<&'e str, SumoError> {
         e.get(attribute).ok_or_else(|| SumoError::MissingAttribute {
             file: self.file.clone(),
             at: e.at,
@@ -673,12 +669,11 @@ pub fn scenario_from_tracks(
         summary.records += track.records.len();
         let samples = trace_samples(&track.records, f.length_m, opts.start_s);
         end_s = end_s.max(samples.last().map_or(0.0, |s| s.t_s));
-        let trace =
-            Trace::new(samples, TRACE_MAX_GAP_S).map_err(|source| SumoError::BadTrace {
-                file: file.to_string(),
-                id: track.id.clone(),
-                source,
-            })?;
+        let trace = Trace::new(samples, TRACE_MAX_GAP_S).map_err(|source| SumoError::BadTrace {
+            file: file.to_string(),
+            id: track.id.clone(),
+            source,
+        })?;
         actors.push(Actor {
             id: track.id.clone(),
             class: f.class,

@@ -66,10 +66,7 @@ impl Trace {
                 return Err(TraceError::NotIncreasing { index, t_s: s.t_s });
             }
         }
-        Ok(Self {
-            samples,
-            max_gap_s,
-        })
+        Ok(Self { samples, max_gap_s })
     }
 
     pub fn samples(&self) -> &[TraceSample] {

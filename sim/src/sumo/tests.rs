@@ -36,7 +36,10 @@ fn compass_angles_become_counter_clockwise_yaw_from_east() {
         (360.0, FRAC_PI_2),
     ] {
         let got = yaw_of_angle(angle);
-        assert!((got - yaw).abs() < 1e-12, "angle {angle}: yaw {got}, want {yaw}");
+        assert!(
+            (got - yaw).abs() < 1e-12,
+            "angle {angle}: yaw {got}, want {yaw}"
+        );
     }
 }
 
@@ -52,7 +55,10 @@ fn the_fixture_converts_front_bumpers_to_centres() {
 
     // A 4 m car heading north with its front at (10, 20): centre 2 m south.
     let north = &s.actors[0];
-    assert_eq!((north.id.as_str(), north.class), ("north", ObjectClass::Car));
+    assert_eq!(
+        (north.id.as_str(), north.class),
+        ("north", ObjectClass::Car)
+    );
     assert_eq!((north.length_m, north.width_m), (4.0, 1.7));
     let st = north.state(0.0).expect("present at its record");
     assert!(close(st.pos, V2::new(10.0, 18.0)), "{st:?}");
@@ -102,13 +108,20 @@ fn vclasses_map_to_object_classes_with_sumo_defaults() {
         ("rail", Unknown, 5.0, 1.8),
     ] {
         let f = vclass_defaults(vclass);
-        assert_eq!((f.class, f.length_m, f.width_m), (class, length, width), "{vclass}");
+        assert_eq!(
+            (f.class, f.length_m, f.width_m),
+            (class, length, width),
+            "{vclass}"
+        );
     }
     // Unknown types: a passenger car for a vehicle, a pedestrian for a person.
     let car = footprint(None, FcdKind::Vehicle);
     assert_eq!((car.class, car.length_m, car.width_m), (Car, 5.0, 1.8));
     let ped = footprint(None, FcdKind::Person);
-    assert_eq!((ped.class, ped.length_m, ped.width_m), (Pedestrian, 0.215, 0.478));
+    assert_eq!(
+        (ped.class, ped.length_m, ped.width_m),
+        (Pedestrian, 0.215, 0.478)
+    );
     // A type without a vClass is a passenger car with its own sizes.
     let t = VType {
         id: "t".into(),
@@ -131,8 +144,13 @@ fn records_interpolate_between_timesteps_and_keep_sumo_ids() {
     assert_eq!(tracks.len(), 1);
     assert_eq!(tracks[0].id, "a&b");
     assert_eq!(tracks[0].type_id, "DEFAULT_VEHTYPE");
-    let (s, _) = scenario_from_tracks(&tracks, &VTypes::default(), &ImportOptions::new("t", 1), "t")
-        .expect("imports");
+    let (s, _) = scenario_from_tracks(
+        &tracks,
+        &VTypes::default(),
+        &ImportOptions::new("t", 1),
+        "t",
+    )
+    .expect("imports");
     let a = &s.actors[0];
     assert!(a.state(0.99).is_none());
     let mid = a.state(1.05).expect("present between records");
@@ -157,7 +175,9 @@ fn a_time_window_shifts_the_scenario_clock() {
     opts.start_s = 10.0;
     let (s, _) = scenario_from_tracks(&tracks, &VTypes::default(), &opts, "t").expect("imports");
     assert!((s.duration_s - 0.1).abs() < 1e-9);
-    let st = s.actors[0].state(0.0).expect("present at the window's start");
+    let st = s.actors[0]
+        .state(0.0)
+        .expect("present at the window's start");
     assert!(close(st.pos, V2::new(1.0 - 2.5, 0.0)));
 }
 
@@ -238,11 +258,17 @@ fn vtypes_come_from_additional_or_routes_files_at_any_depth() {
     let v = VTypes::read(&fixture("three_records.vtypes.xml")).expect("parses");
     assert_eq!(v.len(), 2);
     assert_eq!(v.get("car").and_then(|t| t.length_m), Some(4.0));
-    assert_eq!(v.get("van").and_then(|t| t.vclass.as_deref()), Some("delivery"));
+    assert_eq!(
+        v.get("van").and_then(|t| t.vclass.as_deref()),
+        Some("delivery")
+    );
     let body = r#"<additional><vType id="bus1" vClass="bus" width="2.55"><param key="k" value="v"/></vType></additional>"#;
     let v = VTypes::parse(body.as_bytes(), "t").expect("parses");
     let f = footprint(v.get("bus1"), FcdKind::Vehicle);
-    assert_eq!((f.class, f.length_m, f.width_m), (ObjectClass::Bus, 12.0, 2.55));
+    assert_eq!(
+        (f.class, f.length_m, f.width_m),
+        (ObjectClass::Bus, 12.0, 2.55)
+    );
     let err = VTypes::parse("<fcd-export/>".as_bytes(), "t").expect_err("wrong root");
     assert!(matches!(err, SumoError::UnexpectedRoot { .. }), "{err:?}");
 }

@@ -46,7 +46,11 @@ fn a_trace_interpolates_position_and_takes_the_short_way_round() {
     ]);
     let s = a.state(1.05).expect("present between samples");
     assert!((s.pos - V2::new(-0.5, 0.1)).norm() < 1e-12, "{s:?}");
-    assert!((s.yaw.abs() - PI).abs() < 1e-9, "yaw {} should be +-pi", s.yaw);
+    assert!(
+        (s.yaw.abs() - PI).abs() < 1e-9,
+        "yaw {} should be +-pi",
+        s.yaw
+    );
     assert!((s.speed - 11.0).abs() < 1e-12);
     assert!((s.vel.norm() - 11.0).abs() < 1e-12 && s.vel.x < 0.0);
     // Exactly on the samples.
@@ -75,7 +79,10 @@ fn a_trace_is_absent_outside_its_samples_and_in_long_gaps() {
 #[test]
 fn a_trace_refuses_unordered_or_empty_samples() {
     assert_eq!(Trace::new(vec![], 1.0), Err(TraceError::Empty));
-    let unordered = vec![sample(1.0, 0.0, 0.0, 0.0, 1.0), sample(1.0, 0.0, 0.0, 0.0, 1.0)];
+    let unordered = vec![
+        sample(1.0, 0.0, 0.0, 0.0, 1.0),
+        sample(1.0, 0.0, 0.0, 0.0, 1.0),
+    ];
     assert!(matches!(
         Trace::new(unordered, 1.0),
         Err(TraceError::NotIncreasing { index: 1, .. })
@@ -120,7 +127,10 @@ fn copies_are_far_apart_and_keep_their_ids_apart() {
     // The same road user in two copies is at least the separation apart all the time.
     for t in [0.0, 5.0, 10.0, 14.0] {
         let a = many.actors[0].state(t).expect("present").pos;
-        let b = many.actors[demo.actors.len()].state(t).expect("present").pos;
+        let b = many.actors[demo.actors.len()]
+            .state(t)
+            .expect("present")
+            .pos;
         assert!((a - b).norm() >= 2.0 * demo.extent_m() + 200.0 - 1e-9);
     }
     assert!(demo.extent_m() > 100.0 && demo.extent_m() < 200.0);

@@ -1,7 +1,9 @@
 //! Cross-crate tests on real parts: zenoh sessions over QUIC with certificates, on loopback.
 
 mod crossing;
+mod map;
 mod mtls;
+mod sumo;
 
 /// A fresh directory under the system's temporary directory for one test.
 pub fn scratch_dir(name: &str) -> std::path::PathBuf {

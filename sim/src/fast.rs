@@ -1,0 +1,646 @@
+//! Fast mode: every connected vehicle's [`AgentCore`] and one [`EdgeCore`] run in this thread
+//! in virtual time, so a run takes as long as the computing does, and the same seed gives the
+//! same bytes.
+//!
+//! The run is an event loop over virtual microseconds: a binary heap of timed events, ties
+//! broken by the order they were scheduled in. Per connected vehicle, from 100 ms before it
+//! first appears: a burst of clock exchanges with the edge (four timestamps each, through the
+//! simulated link), then one a second; perception at 10 Hz at the vehicle's own phase, handed to
+//! `handle_perception` and sent as soon as `poll_frame` lets it; the frame reaches
+//! `EdgeCore::handle_frame` one link latency later; every alert `poll_alert` returns reaches its
+//! target's `handle_alert` one link latency after that. The edge ticks at 10 Hz.
+//!
+//! Virtual time is edge time: `EPOCH_US` plus microseconds since the start of the run. Each
+//! vehicle's clock is edge time plus a seeded offset, which its clock sync has to absorb. The
+//! edge's processing takes no virtual time; its wall-clock cost is measured and written to
+//! `timing.json`, never to `report.json` (whose `edge_processing_us` is 0 in fast mode), so that
+//! `report.json` and `alerts.ndjson` depend on the seed alone.
+//!
+//! This module deliberately has no network impairments beyond a fixed one-way latency yet
+//! (jitter, loss and clock drift come with the impairment models), and it does not thread:
+//! determinism first.
+
+use crate::live::{alert_event, edge_config, vehicle_id};
+use crate::perception::{perceive_among, Geo, SensorModel};
+use crate::report::{Measured, Report};
+use crate::rng::Rng;
+use crate::score::{quantile, score, true_conflicts, AlertEvent, Score};
+use crate::world::Scenario;
+use anyhow::{bail, Context};
+use edge_node::core::EdgeCore;
+use protocol::{ClockReply, ClockRequest, Message};
+use serde::Serialize;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::path::PathBuf;
+use std::time::Instant;
+use vehicle_agent::AgentCore;
+
+/// Edge time at the start of every fast run: 2025-01-01T00:00:00Z, µs.
+pub const EPOCH_US: i64 = 1_735_689_600_000_000;
+
+/// The simulated link between each vehicle and the edge, the same both ways.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LinkModel {
+    pub one_way_latency_us: i64,
+}
+
+impl Default for LinkModel {
+    fn default() -> Self {
+        Self {
+            one_way_latency_us: 2_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FastOptions {
+    pub seed: u64,
+    /// Where report.json, alerts.ndjson and timing.json go; nothing is written when `None`.
+    pub out: Option<PathBuf>,
+    pub sensor: SensorModel,
+    pub edge_id: String,
+    /// Each vehicle's clock is offset from the edge's by a draw in +-this, µs.
+    pub max_clock_offset_us: i64,
+    pub link: LinkModel,
+    /// Perception period of every vehicle, µs (10 Hz).
+    pub perception_period_us: i64,
+    /// Clock exchanges before a vehicle starts sending, and the period of those after.
+    pub clock_burst: u32,
+    pub clock_sync_period_us: i64,
+    /// How long after the end of the scenario messages in flight may still arrive, µs.
+    pub drain_us: i64,
+}
+
+impl FastOptions {
+    pub fn new(seed: u64) -> Self {
+        Self {
+            seed,
+            out: None,
+            sensor: SensorModel::default(),
+            edge_id: "sim".into(),
+            max_clock_offset_us: 50_000,
+            link: LinkModel::default(),
+            perception_period_us: 100_000,
+            clock_burst: 8,
+            clock_sync_period_us: 1_000_000,
+            drain_us: 300_000,
+        }
+    }
+}
+
+/// Wall-clock figures of a fast run: `timing.json`. They vary from run to run and machine to
+/// machine, which is why they are kept apart from `report.json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Timing {
+    pub scenario: String,
+    pub virtual_s: f64,
+    pub wall_s: f64,
+    /// Virtual seconds per wall second.
+    pub speedup: f64,
+    pub connected_vehicles: usize,
+    pub frames: u64,
+    /// Wall time of each `EdgeCore::handle_frame` call, µs.
+    pub edge_processing_us: TimingQuantiles,
+    pub wall_breakdown_s: WallBreakdown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct TimingQuantiles {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct WallBreakdown {
+    /// Ground truth and sensor model.
+    pub perception: f64,
+    /// `AgentCore` calls: quantising, encoding, clock sync, decoding alerts.
+    pub agents: f64,
+    pub edge_frames: f64,
+    pub edge_ticks: f64,
+    /// True conflicts and matching alerts to them.
+    pub scoring: f64,
+}
+
+pub struct FastResult {
+    pub report: Report,
+    pub score: Score,
+    pub alerts: Vec<AlertEvent>,
+    pub timing: Timing,
+}
+
+#[derive(Debug)]
+enum Event {
+    /// The agent sends a clock request; `then` more follow back to back.
+    ClockRequest {
+        agent: usize,
+        then: u32,
+    },
+    ClockAtEdge {
+        agent: usize,
+        bytes: Vec<u8>,
+        then: u32,
+    },
+    ClockReply {
+        agent: usize,
+        bytes: Vec<u8>,
+        then: u32,
+    },
+    Perceive {
+        agent: usize,
+    },
+    /// The rate limit or the missing clock offset held a frame back: try again.
+    Flush {
+        agent: usize,
+    },
+    FrameAtEdge {
+        agent: usize,
+        bytes: Vec<u8>,
+    },
+    AlertAtAgent {
+        agent: usize,
+        bytes: Vec<u8>,
+    },
+    Tick,
+}
+
+#[derive(Debug)]
+struct Scheduled {
+    at_us: i64,
+    seq: u64,
+    event: Event,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at_us, self.seq) == (other.at_us, other.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at_us, self.seq).cmp(&(other.at_us, other.seq))
+    }
+}
+
+/// Timed events in order; equal times in the order they were scheduled.
+#[derive(Default)]
+struct Queue {
+    heap: BinaryHeap<Reverse<Scheduled>>,
+    seq: u64,
+}
+
+impl Queue {
+    fn push(&mut self, at_us: i64, event: Event) {
+        self.seq += 1;
+        self.heap.push(Reverse(Scheduled {
+            at_us,
+            seq: self.seq,
+            event,
+        }));
+    }
+
+    fn pop_until(&mut self, end_us: i64) -> Option<(i64, Event)> {
+        if self.heap.peek()?.0.at_us > end_us {
+            return None;
+        }
+        self.heap.pop().map(|Reverse(s)| (s.at_us, s.event))
+    }
+}
+
+struct SimAgent {
+    actor: usize,
+    core: AgentCore,
+    /// Vehicle clock minus edge clock, µs.
+    offset_us: i64,
+    rng: Rng,
+    /// The last instant the actor may be present, run µs.
+    last_present_us: i64,
+    flush_pending: bool,
+}
+
+impl SimAgent {
+    fn local(&self, t_us: i64) -> i64 {
+        EPOCH_US + t_us + self.offset_us
+    }
+}
+
+/// Which actors could be within sensor range of a point during one perception period: a grid
+/// of the actors' positions at the start of the period, with cells large enough that the
+/// 3 x 3 cells around a perceiver hold everyone within range of it at any instant of the
+/// period. A superset, in actor order, so [`perceive_among`] gives what a full scan would.
+struct Neighbours {
+    period_idx: i64,
+    cell_m: f64,
+    cells: HashMap<(i64, i64), Vec<usize>>,
+    /// Actors that could be present in the period but are not at its reference instant.
+    everywhere: Vec<usize>,
+}
+
+impl Neighbours {
+    fn new(cell_m: f64) -> Self {
+        Self {
+            period_idx: i64::MIN,
+            cell_m,
+            cells: HashMap::new(),
+            everywhere: Vec::new(),
+        }
+    }
+
+    fn cell(&self, x: f64, y: f64) -> (i64, i64) {
+        (
+            (x / self.cell_m).floor() as i64,
+            (y / self.cell_m).floor() as i64,
+        )
+    }
+
+    fn refresh(&mut self, scenario: &Scenario, period_idx: i64, period_us: i64) {
+        if self.period_idx == period_idx {
+            return;
+        }
+        self.period_idx = period_idx;
+        self.cells.clear();
+        self.everywhere.clear();
+        let from = (period_idx * period_us) as f64 * 1e-6;
+        let to = ((period_idx + 1) * period_us) as f64 * 1e-6;
+        for (i, a) in scenario.actors.iter().enumerate() {
+            let (first, last) = a.span();
+            if last < from || first > to {
+                continue;
+            }
+            match a.state(from.clamp(first, last)) {
+                Some(s) => {
+                    let cell = self.cell(s.pos.x, s.pos.y);
+                    self.cells.entry(cell).or_default().push(i);
+                }
+                None => self.everywhere.push(i),
+            }
+        }
+    }
+
+    fn around(&self, x: f64, y: f64, out: &mut Vec<usize>) {
+        out.clear();
+        let (cx, cy) = self.cell(x, y);
+        for dx in -1..=1 {
+            for dy in -1..=1 {
+                if let Some(v) = self.cells.get(&(cx + dx, cy + dy)) {
+                    out.extend_from_slice(v);
+                }
+            }
+        }
+        out.extend_from_slice(&self.everywhere);
+        out.sort_unstable();
+        out.dedup();
+    }
+}
+
+fn seconds(us: i64) -> f64 {
+    us as f64 * 1e-6
+}
+
+fn run_us(t_s: f64) -> i64 {
+    (t_s * 1e6).round() as i64
+}
+
+/// Runs `scenario` in fast mode and, when `opts.out` is set, writes report.json,
+/// alerts.ndjson and timing.json there.
+pub fn run_fast(scenario: &Scenario, opts: &FastOptions) -> anyhow::Result<FastResult> {
+    let wall_start = Instant::now();
+    let mut wall = WallBreakdown::default();
+    let geo = Geo::new(scenario.origin);
+    let mut edge = EdgeCore::new(edge_config(scenario, &opts.edge_id));
+    let latency = opts.link.one_way_latency_us;
+    let period = opts.perception_period_us.max(1);
+    let end_us = run_us(scenario.duration_s);
+    let drain_end_us = end_us + opts.drain_us;
+
+    // One agent per connected actor, each with its clock offset and noise stream drawn from
+    // the seed exactly as the live driver draws them.
+    let rng = Rng::new(opts.seed);
+    let connected: Vec<usize> = (0..scenario.actors.len())
+        .filter(|&i| scenario.actors[i].connected)
+        .collect();
+    let n = connected.len().max(1) as i64;
+    let mut agents = Vec::with_capacity(connected.len());
+    let mut agent_of_actor = vec![None; scenario.actors.len()];
+    let mut queue = Queue::default();
+    for (k, &i) in connected.iter().enumerate() {
+        let offset_us =
+            ((rng.fork(i as u64).uniform() * 2.0 - 1.0) * opts.max_clock_offset_us as f64) as i64;
+        let (first, last) = scenario.actors[i].span();
+        let first_us = run_us(first.max(0.0));
+        let last_us = if last.is_finite() {
+            run_us(last)
+        } else {
+            i64::MAX
+        };
+        agent_of_actor[i] = Some(agents.len());
+        let agent = agents.len();
+        agents.push(SimAgent {
+            actor: i,
+            core: AgentCore::new(vehicle_id(i), period),
+            offset_us,
+            rng: rng.fork(1_000 + i as u64),
+            last_present_us: last_us,
+            flush_pending: false,
+        });
+        if first_us > end_us {
+            continue;
+        }
+        // The vehicle connects and synchronises just before it enters the scene, then perceives
+        // at its own phase of the 10 Hz cycle.
+        queue.push(
+            first_us - 100_000,
+            Event::ClockRequest {
+                agent,
+                then: opts.clock_burst.saturating_sub(1),
+            },
+        );
+        let phase = k as i64 * period / n;
+        let first_slot = phase + ((first_us - phase).max(0) + period - 1) / period * period;
+        queue.push(first_slot, Event::Perceive { agent });
+    }
+    queue.push(0, Event::Tick);
+
+    let max_speed = scenario
+        .actors
+        .iter()
+        .map(|a| a.max_speed_mps())
+        .fold(0.0, f64::max);
+    let mut neighbours = Neighbours::new(opts.sensor.range_m + max_speed * seconds(period) + 1.0);
+    let grid_usable = neighbours.cell_m.is_finite() && neighbours.cell_m > 0.0;
+    let all_actors: Vec<usize> = (0..scenario.actors.len()).collect();
+    let mut candidates = Vec::new();
+
+    let mut alerts = Vec::new();
+    let mut processing_us = Vec::new();
+    let mut refused = 0u64;
+    let mut undeliverable = 0u64;
+
+    while let Some((t_us, event)) = queue.pop_until(drain_end_us) {
+        match event {
+            Event::Tick => {
+                let started = Instant::now();
+                edge.handle_tick(EPOCH_US + t_us);
+                let _ = edge.poll_map();
+                wall.edge_ticks += started.elapsed().as_secs_f64();
+                route_alerts(
+                    &mut edge,
+                    &mut queue,
+                    &agent_of_actor,
+                    t_us + latency,
+                    &mut undeliverable,
+                );
+                queue.push(t_us + period, Event::Tick);
+            }
+            Event::ClockRequest { agent, then } => {
+                let a = &agents[agent];
+                let bytes = a.core.clock_request(a.local(t_us));
+                queue.push(t_us + latency, Event::ClockAtEdge { agent, bytes, then });
+            }
+            Event::ClockAtEdge { agent, bytes, then } => {
+                // What the edge's clock queryable does: stamp receipt and reply.
+                if let Ok(request) = ClockRequest::decode(&bytes) {
+                    let now = EPOCH_US + t_us;
+                    let reply = ClockReply {
+                        t1_us: request.t1_us,
+                        t2_us: now,
+                        t3_us: now,
+                    };
+                    let bytes = reply.encode().context("encoding a clock reply")?;
+                    queue.push(t_us + latency, Event::ClockReply { agent, bytes, then });
+                }
+            }
+            Event::ClockReply { agent, bytes, then } => {
+                let started = Instant::now();
+                let a = &mut agents[agent];
+                let _ = a.core.handle_clock_reply(a.local(t_us), &bytes);
+                wall.agents += started.elapsed().as_secs_f64();
+                if then > 0 {
+                    queue.push(
+                        t_us,
+                        Event::ClockRequest {
+                            agent,
+                            then: then - 1,
+                        },
+                    );
+                } else {
+                    let next = t_us + opts.clock_sync_period_us;
+                    if next <= end_us.min(a.last_present_us) {
+                        queue.push(next, Event::ClockRequest { agent, then: 0 });
+                    }
+                }
+            }
+            Event::Perceive { agent } => {
+                let a = &mut agents[agent];
+                // The run covers [0, duration): no perception at its end.
+                if t_us >= end_us || t_us > a.last_present_us {
+                    continue;
+                }
+                queue.push(t_us + period, Event::Perceive { agent });
+                let started = Instant::now();
+                let t_s = seconds(t_us);
+                let actor = &scenario.actors[a.actor];
+                let Some(me) = actor.state(t_s) else {
+                    continue; // in a gap of its trace
+                };
+                let among: &[usize] = if grid_usable {
+                    neighbours.refresh(scenario, t_us.div_euclid(period), period);
+                    neighbours.around(me.pos.x, me.pos.y, &mut candidates);
+                    &candidates
+                } else {
+                    &all_actors
+                };
+                let perception = perceive_among(
+                    scenario,
+                    &geo,
+                    &opts.sensor,
+                    a.actor,
+                    t_s,
+                    among.iter().copied(),
+                    &mut a.rng,
+                );
+                wall.perception += started.elapsed().as_secs_f64();
+                let Some(perception) = perception else {
+                    continue;
+                };
+                let started = Instant::now();
+                if let Err(e) = a.core.handle_perception(a.local(t_us), &perception) {
+                    refused += 1;
+                    tracing::warn!("{}: {e}", actor.id);
+                }
+                wall.agents += started.elapsed().as_secs_f64();
+                send_frame(
+                    &mut agents[agent],
+                    agent,
+                    t_us,
+                    latency,
+                    &mut queue,
+                    &mut wall,
+                );
+            }
+            Event::Flush { agent } => {
+                agents[agent].flush_pending = false;
+                send_frame(
+                    &mut agents[agent],
+                    agent,
+                    t_us,
+                    latency,
+                    &mut queue,
+                    &mut wall,
+                );
+            }
+            Event::FrameAtEdge { agent, bytes } => {
+                let key = vehicle_id(agents[agent].actor);
+                let started = Instant::now();
+                let outcome = edge.handle_frame(EPOCH_US + t_us, key, &bytes);
+                let took = started.elapsed().as_secs_f64();
+                wall.edge_frames += took;
+                processing_us.push(took * 1e6);
+                if let Err(e) = outcome {
+                    tracing::debug!("edge rejected a frame of {key}: {e}");
+                }
+                route_alerts(
+                    &mut edge,
+                    &mut queue,
+                    &agent_of_actor,
+                    t_us + latency,
+                    &mut undeliverable,
+                );
+            }
+            Event::AlertAtAgent { agent, bytes } => {
+                let started = Instant::now();
+                let a = &mut agents[agent];
+                let received = a.core.handle_alert(a.local(t_us), &bytes);
+                wall.agents += started.elapsed().as_secs_f64();
+                match received {
+                    Ok(r) => alerts.push(alert_event(scenario, &geo, EPOCH_US, a.actor, &r)),
+                    Err(e) => tracing::warn!("an alert was refused: {e}"),
+                }
+            }
+        }
+    }
+    if refused > 0 {
+        bail!("{refused} perception cycles were refused by the agents");
+    }
+    if undeliverable > 0 {
+        tracing::warn!("{undeliverable} alerts named a vehicle without an agent");
+    }
+
+    let mut measured = Measured::default();
+    for a in &agents {
+        let s = a.core.stats();
+        measured.frames_sent += s.frames_sent;
+        measured.object_bytes += s.object_bytes;
+        measured.objects_sent += s.objects_sent;
+    }
+    let edge_stats = edge.stats();
+    measured.frames_received = edge_stats.frames_received;
+    measured.frames_rejected = edge_stats.frames_rejected_total();
+    if !edge_stats.frames_rejected.is_empty() {
+        tracing::warn!("frames rejected: {:?}", edge_stats.frames_rejected);
+    }
+    // Wall-clock processing times stay out of report.json (see the module docs).
+    measured.processing_p50_us = 0.0;
+    measured.processing_p99_us = 0.0;
+
+    alerts.sort_by(|a, b| a.t_s.total_cmp(&b.t_s));
+    let started = Instant::now();
+    let score = score(true_conflicts(scenario), &alerts);
+    wall.scoring = started.elapsed().as_secs_f64();
+    let report = Report::new(scenario, opts.seed, "fast", &measured, &score, &alerts);
+
+    let wall_s = wall_start.elapsed().as_secs_f64();
+    let timing = Timing {
+        scenario: scenario.name.clone(),
+        virtual_s: scenario.duration_s,
+        wall_s,
+        speedup: scenario.duration_s / wall_s.max(1e-9),
+        connected_vehicles: agents.len(),
+        frames: processing_us.len() as u64,
+        edge_processing_us: TimingQuantiles {
+            p50: quantile(&processing_us, 0.5),
+            p99: quantile(&processing_us, 0.99),
+            max: processing_us.iter().copied().fold(0.0, f64::max),
+            mean: if processing_us.is_empty() {
+                0.0
+            } else {
+                processing_us.iter().sum::<f64>() / processing_us.len() as f64
+            },
+        },
+        wall_breakdown_s: wall,
+    };
+    if let Some(out) = &opts.out {
+        report.write(out, &alerts).context("writing the report")?;
+        let json = serde_json::to_string_pretty(&timing).context("serialising the timing")?;
+        std::fs::write(out.join("timing.json"), json + "\n").context("writing timing.json")?;
+    }
+    Ok(FastResult {
+        report,
+        score,
+        alerts,
+        timing,
+    })
+}
+
+/// Queues the edge's alerts for their targets' agents, to arrive at `at_us`.
+fn route_alerts(
+    edge: &mut EdgeCore,
+    queue: &mut Queue,
+    agent_of_actor: &[Option<usize>],
+    at_us: i64,
+    undeliverable: &mut u64,
+) {
+    while let Some(alert) = edge.poll_alert() {
+        let actor = (alert.target.0 as usize).wrapping_sub(1);
+        match (agent_of_actor.get(actor).copied().flatten(), alert.encode()) {
+            (Some(agent), Ok(bytes)) => queue.push(at_us, Event::AlertAtAgent { agent, bytes }),
+            _ => *undeliverable += 1,
+        }
+    }
+}
+
+/// Sends the agent's pending frame if the rate limit and the clock allow, else tries again
+/// when they may.
+fn send_frame(
+    a: &mut SimAgent,
+    agent: usize,
+    t_us: i64,
+    latency_us: i64,
+    queue: &mut Queue,
+    wall: &mut WallBreakdown,
+) {
+    let started = Instant::now();
+    let local = a.local(t_us);
+    let frame = a.core.poll_frame(local);
+    let next = a.core.next_frame_at();
+    wall.agents += started.elapsed().as_secs_f64();
+    if let Some(bytes) = frame {
+        queue.push(t_us + latency_us, Event::FrameAtEdge { agent, bytes });
+        return;
+    }
+    if a.flush_pending {
+        return;
+    }
+    if let Some(at_local) = next {
+        // Wait for the rate limit, or 10 ms for the clock offset (as the live agent does).
+        let wait = if at_local > local {
+            at_local - local
+        } else {
+            10_000
+        };
+        a.flush_pending = true;
+        queue.push(t_us + wait, Event::Flush { agent });
+    }
+}
+
+#[cfg(test)]
+mod tests;
