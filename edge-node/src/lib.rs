@@ -12,4 +12,5 @@ pub mod geometry;
 pub mod histogram;
 pub mod net;
 pub mod pki;
+pub mod rng;
 pub mod tracks;

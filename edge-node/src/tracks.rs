@@ -301,6 +301,8 @@ pub struct TrackParams {
     pub gate_chi2: f64,
     /// How much cheaper it is for an observation to continue the track its source fed last time.
     pub memory_bonus: f64,
+    /// Squared Mahalanobis distance under which two tracks moving alike are one road user.
+    pub merge_chi2: f64,
 }
 
 impl Default for TrackParams {
@@ -312,6 +314,9 @@ impl Default for TrackParams {
             accel_noise: 3.0,
             gate_chi2: GATE_CHI2_95,
             memory_bonus: 2.0,
+            // The chi-square 99 % bound: looser than the association gate, because each
+            // source's memory keeps feeding its own copy of a road user once one exists.
+            merge_chi2: 9.21,
         }
     }
 }
@@ -739,7 +744,7 @@ impl TrackStore {
                 let v = nalgebra::Vector2::new(xa[2] - xb[2], xa[3] - xb[3]);
                 let gated = s
                     .try_inverse()
-                    .is_some_and(|si| (y.transpose() * si * y)[0] <= self.params.gate_chi2);
+                    .is_some_and(|si| (y.transpose() * si * y)[0] <= self.params.merge_chi2);
                 // Two road users cannot stand in each other's footprint: centres closer than
                 // half the two widths mean one road user seen twice, whatever the covariances.
                 let overlapping = y.norm() < (ta.width + tb.width) / 2.0;

@@ -7,7 +7,9 @@ pub mod fast;
 pub mod live;
 pub mod perception;
 pub mod report;
-pub mod rng;
 pub mod score;
 pub mod sumo;
 pub mod world;
+
+/// The seeded generator every random draw of a run comes from.
+pub use edge_node::rng;

@@ -15,6 +15,7 @@
 use clap::Parser;
 use edge_node::core::{EdgeConfig, EdgeCore};
 use edge_node::histogram::Histogram;
+use edge_node::rng::Rng;
 use nalgebra::{Vector2, Vector3};
 use protocol::{
     EgoSi, EgoState, EnuFrame, FeatureFrame, Geodetic, Message, ObjectClass, ObjectSi,
@@ -39,21 +40,6 @@ struct Args {
     queue_capacity: usize,
 }
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn normal(&mut self) -> f64 {
-        let (u1, u2) = (self.next().max(1e-300), self.next());
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-    }
-}
-
 #[derive(Clone, Copy)]
 struct Actor {
     pos: Vector2<f64>,
@@ -68,16 +54,16 @@ fn world(n_vehicles: usize, side: f64, rng: &mut Rng) -> Vec<Actor> {
     let mut actors = Vec::new();
     for i in 0..n_vehicles * 2 {
         let vehicle = i < n_vehicles;
-        let road = (rng.next() * n_roads as f64).floor() * 25.0 - side / 2.0 + 12.5;
-        let along = rng.next() * side - side / 2.0;
-        let dir = if rng.next() < 0.5 { 1.0 } else { -1.0 };
+        let road = (rng.uniform() * n_roads as f64).floor() * 25.0 - side / 2.0 + 12.5;
+        let along = rng.uniform() * side - side / 2.0;
+        let dir = if rng.uniform() < 0.5 { 1.0 } else { -1.0 };
         let speed = if vehicle {
-            5.0 + 10.0 * rng.next()
+            5.0 + 10.0 * rng.uniform()
         } else {
-            1.0 + 0.8 * rng.next()
+            1.0 + 0.8 * rng.uniform()
         };
         let lane = if vehicle { 1.75 * dir } else { 7.0 * dir };
-        let (pos, vel) = if rng.next() < 0.5 {
+        let (pos, vel) = if rng.uniform() < 0.5 {
             (
                 Vector2::new(along, road - lane),
                 Vector2::new(dir * speed, 0.0),
@@ -132,7 +118,7 @@ fn peak_rss_mb() -> f64 {
 
 fn main() {
     let args = Args::parse();
-    let mut rng = Rng(args.seed);
+    let mut rng = Rng::new(args.seed);
     let side = ((args.vehicles as f64).sqrt() * 25.0).clamp(100.0, 700.0);
     let mut actors = world(args.vehicles, side, &mut rng);
     let origin = Geodetic::new(48.137154, 11.576124, 0.0);

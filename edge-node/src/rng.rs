@@ -1,5 +1,6 @@
 //! A small seeded generator (SplitMix64) so that a seed fixes every random draw of a run on
-//! every platform, without a dependency.
+//! every platform, without a dependency. For the simulator, the benches and tests: not for
+//! anything that needs unpredictability.
 
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
