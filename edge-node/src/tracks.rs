@@ -32,7 +32,7 @@
 //! Only confirmed tracks take part in conflicts and the situation map.
 
 use crate::assignment::hungarian;
-use crate::geometry::{Mover, V2};
+use crate::geometry::{encounter, Mover, V2};
 use nalgebra::{Matrix2, Matrix4, Vector4};
 use protocol::{ObjectClass, VehicleId};
 use rstar::{Envelope, RTree, RTreeObject, AABB};
@@ -745,9 +745,12 @@ impl TrackStore {
                 let gated = s
                     .try_inverse()
                     .is_some_and(|si| (y.transpose() * si * y)[0] <= self.params.merge_chi2);
-                // Two road users cannot stand in each other's footprint: centres closer than
-                // half the two widths mean one road user seen twice, whatever the covariances.
-                let overlapping = y.norm() < (ta.width + tb.width) / 2.0;
+                // Two road users cannot stand in each other's footprint: overlapping footprints
+                // moving alike are one road user seen twice, whatever the covariances.
+                let overlapping = y.norm() < (ta.width + tb.width) / 2.0
+                    || encounter(&ta.mover_at(now_us), &tb.mover_at(now_us), 0.0)
+                        .ttc_s
+                        .is_some();
                 // Two road users side by side at different speeds are not one.
                 if (gated || overlapping) && v.norm() < 2.0 {
                     dups.push(b);

@@ -121,8 +121,10 @@ pub fn perceive_among(
         let sigma = sensor.sigma_base_m + sensor.sigma_per_m * range;
         let pos = s.pos + V2::new(rng.normal(), rng.normal()) * sigma;
         let vel = s.vel + V2::new(rng.normal(), rng.normal()) * sensor.velocity_sigma_mps;
-        // Offsets are relative to the position the vehicle reports, in its own ENU axes.
-        let offset = sender.rotate_from(&geo.frame, [pos.x - reported.x, pos.y - reported.y]);
+        // Sensors measure from where the vehicle really is; the vehicle reports the offset
+        // against the position its GNSS gives, so every object it reports carries its GNSS
+        // error, as on a real vehicle. Offsets are in the vehicle's own ENU axes.
+        let offset = sender.rotate_from(&geo.frame, [pos.x - truth.pos.x, pos.y - truth.pos.y]);
         let vel = sender.rotate_from(&geo.frame, [vel.x, vel.y]);
         ranges.push(range);
         objects.push(ObjectReport {
