@@ -36,12 +36,19 @@ enum Command {
 enum BuiltIn {
     /// The four-way junction of `sim demo`: eight connected cars, one crossing conflict.
     Demo,
+    /// A pedestrian steps out from behind a parked van in front of car `a`; oncoming car `b`,
+    /// connected, sees them.
+    HiddenPedestrian,
+    /// The same, with only car `a` connected.
+    HiddenPedestrianEgoOnly,
 }
 
 impl BuiltIn {
     fn scenario(self) -> Scenario {
         match self {
             Self::Demo => Scenario::demo(),
+            Self::HiddenPedestrian => Scenario::hidden_pedestrian(true),
+            Self::HiddenPedestrianEgoOnly => Scenario::hidden_pedestrian(false),
         }
     }
 }

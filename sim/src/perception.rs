@@ -1,5 +1,6 @@
 //! What each connected vehicle reports: its own pose with GNSS noise, and the road users
-//! within its sensor range with position and velocity noise that matches the sigma it states.
+//! within its sensor range that it can see (other road users' footprints occlude, in 2-D),
+//! with position and velocity noise that matches the sigma it states.
 //! Road users not in the scene at that instant (a traced one before it enters or after it
 //! leaves) are neither seen nor seeing.
 
@@ -18,6 +19,8 @@ pub struct SensorModel {
     pub sigma_per_m: f64,
     pub velocity_sigma_mps: f64,
     pub gnss_sigma_m: f64,
+    /// Whether other road users' footprints hide what is behind them.
+    pub occlusion: bool,
 }
 
 impl Default for SensorModel {
@@ -28,6 +31,7 @@ impl Default for SensorModel {
             sigma_per_m: 0.004,
             velocity_sigma_mps: 0.1,
             gnss_sigma_m: 0.2,
+            occlusion: true,
         }
     }
 }
@@ -104,18 +108,28 @@ pub fn perceive_among(
         width_m: actor.width_m,
         position_sigma_m: sensor.gnss_sigma_m,
     };
+    // Everyone near enough to be seen or to hide someone: footprints within range plus the
+    // largest half-diagonal of a road user.
+    const OCCLUDER_MARGIN_M: f64 = 10.0;
+    let near: Vec<(usize, [V2; 4])> = candidates
+        .into_iter()
+        .filter(|&i| i != me)
+        .filter_map(|i| Some((i, scenario.actors[i].mover(t_s)?)))
+        .filter(|(_, m)| (m.center - truth.pos).norm() <= sensor.range_m + OCCLUDER_MARGIN_M)
+        .map(|(i, m)| (i, m.corners()))
+        .collect();
     let mut objects = Vec::new();
     let mut ranges = Vec::new();
-    for i in candidates {
-        if i == me {
-            continue;
-        }
+    for &(i, ref corners) in &near {
         let other = &scenario.actors[i];
         let Some(s) = other.state(t_s) else {
             continue;
         };
         let range = (s.pos - truth.pos).norm();
         if range > sensor.range_m {
+            continue;
+        }
+        if sensor.occlusion && !visible(truth.pos, i, corners, &near) {
             continue;
         }
         let sigma = sensor.sigma_base_m + sensor.sigma_per_m * range;
@@ -162,8 +176,88 @@ pub fn perceive_among(
     })
 }
 
+/// Whether the observer at `eye` sees any of five points of target `i`'s footprint (its centre
+/// and its corners pulled 10 % towards the centre, so a grazing ray does not count) past every
+/// other footprint in `near`.
+fn visible(eye: V2, i: usize, corners: &[V2; 4], near: &[(usize, [V2; 4])]) -> bool {
+    let centre = (corners[0] + corners[1] + corners[2] + corners[3]) / 4.0;
+    let mut points = vec![centre];
+    points.extend(corners.iter().map(|c| centre + (c - centre) * 0.9));
+    points.iter().any(|p| {
+        near.iter()
+            .filter(|(j, _)| *j != i)
+            .all(|(_, rect)| !segment_meets_rect(eye, *p, rect))
+    })
+}
+
+/// Whether segment `a`-`b` touches the convex quadrilateral `rect`.
+fn segment_meets_rect(a: V2, b: V2, rect: &[V2; 4]) -> bool {
+    let inside = |p: V2| {
+        let signs: Vec<f64> = (0..4)
+            .map(|k| (rect[(k + 1) % 4] - rect[k]).perp(&(p - rect[k])))
+            .collect();
+        signs.iter().all(|s| *s >= 0.0) || signs.iter().all(|s| *s <= 0.0)
+    };
+    if inside(a) || inside(b) {
+        return true;
+    }
+    let cross = |o: V2, p: V2, q: V2| (p - o).perp(&(q - o));
+    (0..4).any(|k| {
+        let (c, d) = (rect[k], rect[(k + 1) % 4]);
+        let (d1, d2) = (cross(a, b, c), cross(a, b, d));
+        let (d3, d4) = (cross(c, d, a), cross(c, d, b));
+        d1 * d2 < 0.0 && d3 * d4 < 0.0
+    })
+}
+
 /// A yaw in the scenario's axes expressed in `sender`'s axes.
 fn geo_yaw(sender: &EnuFrame, geo: &Geo, yaw: f64) -> f64 {
     let d = sender.rotate_from(&geo.frame, [yaw.cos(), yaw.sin()]);
     d[1].atan2(d[0])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rect(cx: f64, cy: f64, half_l: f64, half_w: f64) -> [V2; 4] {
+        [
+            V2::new(cx + half_l, cy + half_w),
+            V2::new(cx - half_l, cy + half_w),
+            V2::new(cx - half_l, cy - half_w),
+            V2::new(cx + half_l, cy - half_w),
+        ]
+    }
+
+    #[test]
+    fn segments_and_rectangles() {
+        let r = rect(5.0, 0.0, 1.0, 1.0);
+        let cases = [
+            ((0.0, 0.0), (10.0, 0.0), true),  // straight through
+            ((0.0, 2.0), (10.0, 2.0), false), // passes above
+            ((5.0, 0.5), (20.0, 20.0), true), // starts inside
+            ((0.0, 0.0), (3.0, 0.0), false),  // stops short
+            ((0.0, -3.0), (10.0, 3.0), true), // diagonal across
+            ((6.5, -5.0), (6.5, 5.0), false), // beside it
+        ];
+        for ((ax, ay), (bx, by), meets) in cases {
+            assert_eq!(
+                segment_meets_rect(V2::new(ax, ay), V2::new(bx, by), &r),
+                meets,
+                "({ax}, {ay}) - ({bx}, {by})"
+            );
+        }
+    }
+
+    #[test]
+    fn a_van_hides_what_stands_right_behind_it_but_not_what_stands_beside_it() {
+        let van = (1, rect(5.0, 0.0, 3.0, 1.1));
+        let behind = (2, rect(9.0, 0.0, 0.25, 0.25));
+        let beside = (3, rect(9.0, 4.0, 0.25, 0.25));
+        let near = [van, behind, beside];
+        let eye = V2::new(-20.0, 0.0);
+        assert!(!visible(eye, 2, &behind.1, &near));
+        assert!(visible(eye, 3, &beside.1, &near));
+        assert!(visible(eye, 1, &van.1, &near), "the van itself is seen");
+    }
 }

@@ -391,6 +391,58 @@ impl Scenario {
         }
     }
 
+    /// A pedestrian steps out from behind a van parked at the kerb, into the path of car `a`,
+    /// which cannot see them until they are almost in its lane; `b`, oncoming, sees them all
+    /// along. With `b_connected` the edge knows the pedestrian from `b`'s view and warns `a`
+    /// early; without it, `a`'s own view comes too late. This is the case cooperative
+    /// perception exists for.
+    pub fn hidden_pedestrian(b_connected: bool) -> Self {
+        let mut van = car("van", &[(4.0, -4.4), (5.0, -4.4)], &[(0.0, 0.0)]);
+        (van.length_m, van.width_m, van.connected) = (6.0, 2.2, false);
+        let mut b = car("b", &[(50.0, LANE), (-200.0, LANE)], &[(0.0, 8.0)]);
+        b.connected = b_connected;
+        let ped = Actor {
+            id: "ped".into(),
+            class: ObjectClass::Pedestrian,
+            length_m: 0.5,
+            width_m: 0.5,
+            connected: false,
+            motion: Motion::Scripted {
+                path: vec![V2::new(8.0, -5.0), V2::new(8.0, 20.0)],
+                speed: vec![
+                    SpeedKey {
+                        t_s: 0.0,
+                        speed_mps: 0.0,
+                    },
+                    SpeedKey {
+                        t_s: 3.0,
+                        speed_mps: 0.0,
+                    },
+                    SpeedKey {
+                        t_s: 3.3,
+                        speed_mps: 1.5,
+                    },
+                ],
+            },
+        };
+        Self {
+            name: if b_connected {
+                "hidden-pedestrian".into()
+            } else {
+                "hidden-pedestrian-ego-only".into()
+            },
+            origin: (48.137_154, 11.576_124),
+            duration_s: 7.0,
+            actors: vec![
+                // Reaches the pedestrian's crossing line at about 4.8 s.
+                car("a", &[(-42.5, -LANE), (200.0, -LANE)], &[(0.0, 10.0)]),
+                b,
+                van,
+                ped,
+            ],
+        }
+    }
+
     pub fn n_connected(&self) -> usize {
         self.actors.iter().filter(|a| a.connected).count()
     }

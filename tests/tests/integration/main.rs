@@ -3,6 +3,7 @@
 mod crossing;
 mod map;
 mod mtls;
+mod scenarios;
 mod sumo;
 
 /// A fresh directory under the system's temporary directory for one test.
