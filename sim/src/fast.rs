@@ -39,17 +39,48 @@ use vehicle_agent::AgentCore;
 /// Edge time at the start of every fast run: 2025-01-01T00:00:00Z, µs.
 pub const EPOCH_US: i64 = 1_735_689_600_000_000;
 
-/// The simulated link between each vehicle and the edge, the same both ways.
+/// The simulated link between each vehicle and the edge, the same both ways: every message
+/// takes the latency plus a uniform draw in `0..=jitter_us`, and is lost with probability
+/// `loss`. Jitter can reorder a vehicle's frames; the edge then drops the older one, as on a
+/// real network.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LinkModel {
     pub one_way_latency_us: i64,
+    pub jitter_us: i64,
+    pub loss: f64,
 }
 
 impl Default for LinkModel {
     fn default() -> Self {
         Self {
             one_way_latency_us: 2_000,
+            jitter_us: 0,
+            loss: 0.0,
         }
+    }
+}
+
+/// The link in use: the model, its own seeded stream and what it lost.
+struct Link {
+    model: LinkModel,
+    rng: Rng,
+    lost: u64,
+}
+
+impl Link {
+    /// Queues `event` to arrive after the link's delay, unless the link loses it.
+    fn send(&mut self, queue: &mut Queue, now_us: i64, event: Event) {
+        let m = self.model;
+        if m.loss > 0.0 && self.rng.uniform() < m.loss {
+            self.lost += 1;
+            return;
+        }
+        let jitter = if m.jitter_us > 0 {
+            (self.rng.uniform() * (m.jitter_us + 1) as f64) as i64
+        } else {
+            0
+        };
+        queue.push(now_us + m.one_way_latency_us + jitter, event);
     }
 }
 
@@ -62,6 +93,9 @@ pub struct FastOptions {
     pub edge_id: String,
     /// Each vehicle's clock is offset from the edge's by a draw in +-this, µs.
     pub max_clock_offset_us: i64,
+    /// Each vehicle's clock runs fast or slow by a draw in +-this, parts per million; the
+    /// agents' periodic clock sync has to absorb it.
+    pub max_clock_drift_ppm: f64,
     pub link: LinkModel,
     /// Perception period of every vehicle, µs (10 Hz).
     pub perception_period_us: i64,
@@ -80,6 +114,7 @@ impl FastOptions {
             sensor: SensorModel::default(),
             edge_id: "sim".into(),
             max_clock_offset_us: 50_000,
+            max_clock_drift_ppm: 0.0,
             link: LinkModel::default(),
             perception_period_us: 100_000,
             clock_burst: 8,
@@ -147,6 +182,13 @@ enum Event {
     ClockReply {
         agent: usize,
         bytes: Vec<u8>,
+        then: u32,
+    },
+    /// The agent gives up waiting for the reply to its request number `request` (the live
+    /// agent waits a second) and carries on with its schedule.
+    ClockTimeout {
+        agent: usize,
+        request: u64,
         then: u32,
     },
     Perceive {
@@ -219,9 +261,14 @@ impl Queue {
 struct SimAgent {
     actor: usize,
     core: AgentCore,
-    /// Vehicle clock minus edge clock, µs.
+    /// Vehicle clock minus edge clock at the start, µs.
     offset_us: i64,
+    /// How fast the vehicle clock runs against the edge's, parts per million.
+    drift_ppm: f64,
     rng: Rng,
+    /// Clock requests sent, and whether the latest one has been answered or timed out.
+    clock_requests: u64,
+    clock_pending: bool,
     /// The last instant the actor may be present, run µs.
     last_present_us: i64,
     flush_pending: bool,
@@ -229,7 +276,7 @@ struct SimAgent {
 
 impl SimAgent {
     fn local(&self, t_us: i64) -> i64 {
-        EPOCH_US + t_us + self.offset_us
+        EPOCH_US + t_us + self.offset_us + (t_us as f64 * self.drift_ppm * 1e-6) as i64
     }
 }
 
@@ -317,7 +364,11 @@ pub fn run_fast(scenario: &Scenario, opts: &FastOptions) -> anyhow::Result<FastR
     let mut wall = WallBreakdown::default();
     let geo = Geo::new(scenario.origin);
     let mut edge = EdgeCore::new(edge_config(scenario, &opts.edge_id));
-    let latency = opts.link.one_way_latency_us;
+    let mut link = Link {
+        model: opts.link,
+        rng: Rng::new(opts.seed).fork(u64::MAX),
+        lost: 0,
+    };
     let period = opts.perception_period_us.max(1);
     let end_us = run_us(scenario.duration_s);
     let drain_end_us = end_us + opts.drain_us;
@@ -333,8 +384,10 @@ pub fn run_fast(scenario: &Scenario, opts: &FastOptions) -> anyhow::Result<FastR
     let mut agent_of_actor = vec![None; scenario.actors.len()];
     let mut queue = Queue::default();
     for (k, &i) in connected.iter().enumerate() {
+        let mut clock_rng = rng.fork(i as u64);
         let offset_us =
-            ((rng.fork(i as u64).uniform() * 2.0 - 1.0) * opts.max_clock_offset_us as f64) as i64;
+            ((clock_rng.uniform() * 2.0 - 1.0) * opts.max_clock_offset_us as f64) as i64;
+        let drift_ppm = (clock_rng.uniform() * 2.0 - 1.0) * opts.max_clock_drift_ppm;
         let (first, last) = scenario.actors[i].span();
         let first_us = run_us(first.max(0.0));
         let last_us = if last.is_finite() {
@@ -348,7 +401,10 @@ pub fn run_fast(scenario: &Scenario, opts: &FastOptions) -> anyhow::Result<FastR
             actor: i,
             core: AgentCore::new(vehicle_id(i), period),
             offset_us,
+            drift_ppm,
             rng: rng.fork(1_000 + i as u64),
+            clock_requests: 0,
+            clock_pending: false,
             last_present_us: last_us,
             flush_pending: false,
         });
@@ -395,16 +451,27 @@ pub fn run_fast(scenario: &Scenario, opts: &FastOptions) -> anyhow::Result<FastR
                 route_alerts(
                     &mut edge,
                     &mut queue,
+                    &mut link,
                     &agent_of_actor,
-                    t_us + latency,
+                    t_us,
                     &mut undeliverable,
                 );
                 queue.push(t_us + period, Event::Tick);
             }
             Event::ClockRequest { agent, then } => {
-                let a = &agents[agent];
+                let a = &mut agents[agent];
+                a.clock_requests += 1;
+                a.clock_pending = true;
+                queue.push(
+                    t_us + CLOCK_TIMEOUT_US,
+                    Event::ClockTimeout {
+                        agent,
+                        request: a.clock_requests,
+                        then,
+                    },
+                );
                 let bytes = a.core.clock_request(a.local(t_us));
-                queue.push(t_us + latency, Event::ClockAtEdge { agent, bytes, then });
+                link.send(&mut queue, t_us, Event::ClockAtEdge { agent, bytes, then });
             }
             Event::ClockAtEdge { agent, bytes, then } => {
                 // What the edge's clock queryable does: stamp receipt and reply.
@@ -416,7 +483,7 @@ pub fn run_fast(scenario: &Scenario, opts: &FastOptions) -> anyhow::Result<FastR
                         t3_us: now,
                     };
                     let bytes = reply.encode().context("encoding a clock reply")?;
-                    queue.push(t_us + latency, Event::ClockReply { agent, bytes, then });
+                    link.send(&mut queue, t_us, Event::ClockReply { agent, bytes, then });
                 }
             }
             Event::ClockReply { agent, bytes, then } => {
@@ -424,19 +491,20 @@ pub fn run_fast(scenario: &Scenario, opts: &FastOptions) -> anyhow::Result<FastR
                 let a = &mut agents[agent];
                 let _ = a.core.handle_clock_reply(a.local(t_us), &bytes);
                 wall.agents += started.elapsed().as_secs_f64();
-                if then > 0 {
-                    queue.push(
-                        t_us,
-                        Event::ClockRequest {
-                            agent,
-                            then: then - 1,
-                        },
-                    );
-                } else {
-                    let next = t_us + opts.clock_sync_period_us;
-                    if next <= end_us.min(a.last_present_us) {
-                        queue.push(next, Event::ClockRequest { agent, then: 0 });
-                    }
+                if a.clock_pending {
+                    a.clock_pending = false;
+                    next_clock_request(&mut queue, a, agent, t_us, then, opts, end_us);
+                }
+            }
+            Event::ClockTimeout {
+                agent,
+                request,
+                then,
+            } => {
+                let a = &mut agents[agent];
+                if a.clock_pending && a.clock_requests == request {
+                    a.clock_pending = false;
+                    next_clock_request(&mut queue, a, agent, t_us, then, opts, end_us);
                 }
             }
             Event::Perceive { agent } => {
@@ -482,7 +550,7 @@ pub fn run_fast(scenario: &Scenario, opts: &FastOptions) -> anyhow::Result<FastR
                     &mut agents[agent],
                     agent,
                     t_us,
-                    latency,
+                    &mut link,
                     &mut queue,
                     &mut wall,
                 );
@@ -493,7 +561,7 @@ pub fn run_fast(scenario: &Scenario, opts: &FastOptions) -> anyhow::Result<FastR
                     &mut agents[agent],
                     agent,
                     t_us,
-                    latency,
+                    &mut link,
                     &mut queue,
                     &mut wall,
                 );
@@ -511,8 +579,9 @@ pub fn run_fast(scenario: &Scenario, opts: &FastOptions) -> anyhow::Result<FastR
                 route_alerts(
                     &mut edge,
                     &mut queue,
+                    &mut link,
                     &agent_of_actor,
-                    t_us + latency,
+                    t_us,
                     &mut undeliverable,
                 );
             }
@@ -530,6 +599,9 @@ pub fn run_fast(scenario: &Scenario, opts: &FastOptions) -> anyhow::Result<FastR
     }
     if refused > 0 {
         bail!("{refused} perception cycles were refused by the agents");
+    }
+    if link.lost > 0 {
+        tracing::info!("the simulated link lost {} messages", link.lost);
     }
     if undeliverable > 0 {
         tracing::warn!("{undeliverable} alerts named a vehicle without an agent");
@@ -591,18 +663,50 @@ pub fn run_fast(scenario: &Scenario, opts: &FastOptions) -> anyhow::Result<FastR
     })
 }
 
-/// Queues the edge's alerts for their targets' agents, to arrive at `at_us`.
+/// How long an agent waits for a clock reply before it carries on, as the live agent does.
+const CLOCK_TIMEOUT_US: i64 = 1_000_000;
+
+/// The agent's next clock request: the rest of the burst at once, then one a period.
+fn next_clock_request(
+    queue: &mut Queue,
+    a: &SimAgent,
+    agent: usize,
+    t_us: i64,
+    then: u32,
+    opts: &FastOptions,
+    end_us: i64,
+) {
+    if then > 0 {
+        queue.push(
+            t_us,
+            Event::ClockRequest {
+                agent,
+                then: then - 1,
+            },
+        );
+    } else {
+        let next = t_us + opts.clock_sync_period_us;
+        if next <= end_us.min(a.last_present_us) {
+            queue.push(next, Event::ClockRequest { agent, then: 0 });
+        }
+    }
+}
+
+/// Sends the edge's alerts to their targets' agents over the link, from `now_us`.
 fn route_alerts(
     edge: &mut EdgeCore,
     queue: &mut Queue,
+    link: &mut Link,
     agent_of_actor: &[Option<usize>],
-    at_us: i64,
+    now_us: i64,
     undeliverable: &mut u64,
 ) {
     while let Some(alert) = edge.poll_alert() {
         let actor = (alert.target.0 as usize).wrapping_sub(1);
         match (agent_of_actor.get(actor).copied().flatten(), alert.encode()) {
-            (Some(agent), Ok(bytes)) => queue.push(at_us, Event::AlertAtAgent { agent, bytes }),
+            (Some(agent), Ok(bytes)) => {
+                link.send(queue, now_us, Event::AlertAtAgent { agent, bytes })
+            }
             _ => *undeliverable += 1,
         }
     }
@@ -614,7 +718,7 @@ fn send_frame(
     a: &mut SimAgent,
     agent: usize,
     t_us: i64,
-    latency_us: i64,
+    link: &mut Link,
     queue: &mut Queue,
     wall: &mut WallBreakdown,
 ) {
@@ -624,7 +728,7 @@ fn send_frame(
     let next = a.core.next_frame_at();
     wall.agents += started.elapsed().as_secs_f64();
     if let Some(bytes) = frame {
-        queue.push(t_us + latency_us, Event::FrameAtEdge { agent, bytes });
+        link.send(queue, t_us, Event::FrameAtEdge { agent, bytes });
         return;
     }
     if a.flush_pending {

@@ -98,6 +98,44 @@ struct RunArgs {
     /// Each vehicle's clock is offset from the edge's by up to this much.
     #[arg(long, value_name = "MS", default_value_t = 50.0)]
     max_clock_offset_ms: f64,
+    /// Fast mode: each message on the simulated link is delayed by up to this much more.
+    #[arg(long, value_name = "MS", default_value_t = 0.0)]
+    link_jitter_ms: f64,
+    /// Fast mode: share of messages the simulated link loses (0 to 1).
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    link_loss: f64,
+    /// Fast mode: each vehicle's clock runs fast or slow by up to this many parts per million.
+    #[arg(long, value_name = "PPM", default_value_t = 0.0)]
+    max_clock_drift_ppm: f64,
+    /// Sensor field of view, degrees around the direction of travel.
+    #[arg(long, value_name = "DEG", default_value_t = 360.0)]
+    fov_deg: f64,
+    /// Probability that a sensor misses a visible road user in one frame.
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    miss: f64,
+    /// Expected false detections per sensor frame.
+    #[arg(long, value_name = "N", default_value_t = 0.0)]
+    false_positives: f64,
+}
+
+impl RunArgs {
+    fn sensor(&self) -> anyhow::Result<sim::perception::SensorModel> {
+        for (name, p) in [("--miss", self.miss), ("--link-loss", self.link_loss)] {
+            if !(0.0..=1.0).contains(&p) {
+                bail!("{name} must be between 0 and 1, not {p}");
+            }
+        }
+        let fov_ok = (f64::MIN_POSITIVE..=360.0).contains(&self.fov_deg);
+        if !fov_ok || !self.false_positives.is_finite() || self.false_positives < 0.0 {
+            bail!("--fov-deg must be in (0, 360] and --false-positives at least 0");
+        }
+        Ok(sim::perception::SensorModel {
+            fov_deg: self.fov_deg,
+            miss: self.miss,
+            false_positives: self.false_positives,
+            ..Default::default()
+        })
+    }
 }
 
 fn scenario_of(args: &RunArgs) -> anyhow::Result<Scenario> {
@@ -172,6 +210,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         opts.out = Some(args.out.clone());
         opts.max_clock_offset_us = offset_us;
         opts.link.one_way_latency_us = (args.link_latency_ms * 1000.0).round() as i64;
+        opts.link.jitter_us = (args.link_jitter_ms.max(0.0) * 1000.0).round() as i64;
+        opts.link.loss = args.link_loss;
+        opts.max_clock_drift_ppm = args.max_clock_drift_ppm.abs();
+        opts.sensor = args.sensor()?;
         println!(
             "running {} in fast mode ({:.0} s of virtual time): {} connected vehicles",
             scenario.name,
@@ -197,6 +239,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     } else {
         let mut opts = sim::live::LiveOptions::new(args.out.clone(), args.seed);
         opts.max_clock_offset_us = offset_us;
+        opts.sensor = args.sensor()?;
         println!(
             "running {} in real time ({:.0} s): {} connected vehicles over zenoh/QUIC with mutual TLS",
             scenario.name,

@@ -21,6 +21,13 @@ pub struct SensorModel {
     pub gnss_sigma_m: f64,
     /// Whether other road users' footprints hide what is behind them.
     pub occlusion: bool,
+    /// Field of view, degrees, centred on the direction of travel (360: all around).
+    pub fov_deg: f64,
+    /// Probability that a visible road user is missed in one frame.
+    pub miss: f64,
+    /// Expected number of false detections per frame (each a standing `Unknown` object at a
+    /// random place within range, never seen again).
+    pub false_positives: f64,
 }
 
 impl Default for SensorModel {
@@ -32,6 +39,9 @@ impl Default for SensorModel {
             velocity_sigma_mps: 0.1,
             gnss_sigma_m: 0.2,
             occlusion: true,
+            fov_deg: 360.0,
+            miss: 0.0,
+            false_positives: 0.0,
         }
     }
 }
@@ -129,7 +139,19 @@ pub fn perceive_among(
         if range > sensor.range_m {
             continue;
         }
+        if sensor.fov_deg < 360.0 {
+            let d = s.pos - truth.pos;
+            let off_axis = (d.y.atan2(d.x) - truth.yaw)
+                .sin()
+                .atan2((d.y.atan2(d.x) - truth.yaw).cos());
+            if off_axis.abs().to_degrees() > sensor.fov_deg / 2.0 {
+                continue;
+            }
+        }
         if sensor.occlusion && !visible(truth.pos, i, corners, &near) {
+            continue;
+        }
+        if sensor.miss > 0.0 && rng.uniform() < sensor.miss {
             continue;
         }
         let sigma = sensor.sigma_base_m + sensor.sigma_per_m * range;
@@ -152,6 +174,34 @@ pub fn perceive_among(
                 width_m: other.width_m,
                 sigma_m: sigma.hypot(sensor.gnss_sigma_m),
                 confidence: 0.9,
+            },
+        });
+    }
+    // False detections: one with probability `false_positives` (below 1), else that many on
+    // average, each a standing unknown object somewhere within range.
+    let mut n_false = sensor.false_positives.floor() as usize;
+    if rng.uniform() < sensor.false_positives.fract() {
+        n_false += 1;
+    }
+    for k in 0..n_false {
+        let (r, a) = (
+            rng.uniform().sqrt() * sensor.range_m,
+            rng.uniform() * std::f64::consts::TAU,
+        );
+        let offset = sender.rotate_from(&geo.frame, [r * a.cos(), r * a.sin()]);
+        ranges.push(r);
+        objects.push(ObjectReport {
+            // Ids no real object has, new every time.
+            id: u64::MAX - (t_s * 1e3) as u64 * 16 - k as u64,
+            object: ObjectSi {
+                class: protocol::ObjectClass::Unknown,
+                offset_m: offset,
+                velocity_mps: [0.0, 0.0],
+                yaw_rad: 0.0,
+                length_m: 1.0,
+                width_m: 1.0,
+                sigma_m: (sensor.sigma_base_m + sensor.sigma_per_m * r).hypot(sensor.gnss_sigma_m),
+                confidence: 0.3,
             },
         });
     }

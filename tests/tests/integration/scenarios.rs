@@ -59,3 +59,30 @@ fn built_in_scenarios_are_warned_in_time_when_a_party_is_connected() {
         }
     }
 }
+
+#[test]
+fn the_demo_is_still_warned_in_time_over_a_lossy_jittery_link_with_drifting_clocks() {
+    for seed in [1, 2, 3] {
+        let mut opts = FastOptions::new(seed);
+        opts.link.jitter_us = 5_000;
+        opts.link.loss = 0.05;
+        opts.max_clock_drift_ppm = 50.0;
+        opts.sensor.miss = 0.1;
+        opts.sensor.false_positives = 0.5;
+        let run = run_fast(&Scenario::demo(), &opts).expect("the run completes");
+        let r = &run.report;
+        // The link lost frames, and the agents' clock sync absorbed the drift: nothing arrived
+        // outside the edge's time window.
+        assert!(r.frames_received < r.frames_sent, "seed {seed}: {r:?}");
+        assert_eq!(r.frames_rejected, 0, "seed {seed}");
+        let c = &run.score.conflicts[0];
+        let lead = c.warned_at_s.map(|t| c.moment_s - t);
+        assert!(
+            lead.is_some_and(|l| l >= MIN_LEAD_S),
+            "seed {seed}: lead {lead:?}"
+        );
+        // Injected false detections can be confirmed by a second one nearby and alarm (seed 2
+        // raises one about a phantom in v5's lane): counted, not asserted away.
+        println!("seed {seed}: {} false alarms", r.false_alarms);
+    }
+}
