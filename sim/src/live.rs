@@ -48,10 +48,7 @@ pub struct RunResult {
 }
 
 fn system_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
+    edge_node::net::system_clock()()
 }
 
 /// A free UDP port on loopback for the edge's QUIC listener.

@@ -240,22 +240,28 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         let mut opts = sim::live::LiveOptions::new(args.out.clone(), args.seed);
         opts.max_clock_offset_us = offset_us;
         opts.sensor = args.sensor()?;
-        println!(
-            "running {} in real time ({:.0} s): {} connected vehicles over zenoh/QUIC with mutual TLS",
-            scenario.name,
-            scenario.duration_s,
-            scenario.n_connected()
-        );
-        let result = sim::live::run_live(&scenario, &opts)
-            .await
-            .context("the live run did not complete")?;
-        println!("{}", result.report.summary(&result.score));
-        println!(
-            "wrote {} and {}",
-            args.out.join("report.json").display(),
-            args.out.join("alerts.ndjson").display()
-        );
+        run_live(&scenario, &opts).await?;
     }
+    Ok(())
+}
+
+/// Runs `scenario` live and prints what a person wants to see.
+async fn run_live(scenario: &Scenario, opts: &sim::live::LiveOptions) -> anyhow::Result<()> {
+    println!(
+        "running {} in real time ({:.0} s): {} connected vehicles over zenoh/QUIC with mutual TLS",
+        scenario.name,
+        scenario.duration_s,
+        scenario.n_connected()
+    );
+    let result = sim::live::run_live(scenario, opts)
+        .await
+        .with_context(|| format!("the live run of {} did not complete", scenario.name))?;
+    println!("{}", result.report.summary(&result.score));
+    println!(
+        "wrote {} and {}",
+        opts.out.join("report.json").display(),
+        opts.out.join("alerts.ndjson").display()
+    );
     Ok(())
 }
 
@@ -273,24 +279,9 @@ async fn main() -> anyhow::Result<()> {
             seed,
             max_clock_offset_ms,
         } => {
-            let scenario = sim::world::Scenario::demo();
-            let mut opts = sim::live::LiveOptions::new(out.clone(), seed);
+            let mut opts = sim::live::LiveOptions::new(out, seed);
             opts.max_clock_offset_us = (max_clock_offset_ms * 1000.0) as i64;
-            println!(
-                "running {} in real time ({:.0} s): {} connected vehicles over zenoh/QUIC with mutual TLS",
-                scenario.name,
-                scenario.duration_s,
-                scenario.n_connected()
-            );
-            let result = sim::live::run_live(&scenario, &opts)
-                .await
-                .context("the demo did not complete")?;
-            println!("{}", result.report.summary(&result.score));
-            println!(
-                "wrote {} and {}",
-                out.join("report.json").display(),
-                out.join("alerts.ndjson").display()
-            );
+            run_live(&sim::world::Scenario::demo(), &opts).await?;
             Ok(())
         }
         Command::Run(args) => run(args).await,
