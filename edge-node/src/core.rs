@@ -287,6 +287,7 @@ impl EdgeCore {
             sender_sigma_m: f.ego.position_sigma_m(),
             vel_sigma_mps: EGO_VELOCITY_SIGMA_MPS,
             clock_sigma_s,
+            confidence: 1.0,
         });
         for o in &f.objects {
             let vel = rotate(o.velocity_mps());
@@ -306,6 +307,7 @@ impl EdgeCore {
                 sender_sigma_m: f.ego.position_sigma_m(),
                 vel_sigma_mps: DETECTION_VELOCITY_SIGMA_MPS,
                 clock_sigma_s,
+                confidence: o.confidence.fraction(),
             });
         }
         self.stats.observations += observations.len() as u64;

@@ -24,7 +24,8 @@
 //!    position covariance. Across time the track is a constant-velocity filter: predict with
 //!    process noise, then fuse.
 //! 5. **Life cycle.** A track born from a vehicle's own report is confirmed at once; one born
-//!    from detections is tentative until a second frame (from any vehicle) confirms it, and
+//!    from detections is tentative until a second frame (from any vehicle; from another
+//!    vehicle if the first detection's confidence was under 0.5) confirms it, and
 //!    dies if none does within `tentative_timeout_us`. Confirmed tracks die after
 //!    `track_timeout_us` without an update (see `EdgeConfig`). Ids are never reused. Two
 //!    confirmed tracks that gate with each other are merged into the older one at each tick.
@@ -42,6 +43,9 @@ pub type TrackId = u32;
 type M2 = Matrix2<f64>;
 type M4 = Matrix4<f64>;
 type V4 = Vector4<f64>;
+
+/// Detections below this confidence start tracks that only another sender can confirm.
+pub const DOUBTFUL_CONFIDENCE: f64 = 0.5;
 
 /// The chi-square 95 % quantile for two degrees of freedom.
 pub const GATE_CHI2_95: f64 = 5.991;
@@ -71,6 +75,8 @@ pub struct Observation {
     /// The sender's clock uncertainty, seconds: a timing error becomes a position error of
     /// speed times this.
     pub clock_sigma_s: f64,
+    /// The sender's confidence in the detection, 0 to 1 (1 for its report of itself).
+    pub confidence: f64,
 }
 
 impl Observation {
@@ -235,6 +241,8 @@ pub struct Track {
     pub last_update_us: i64,
     pub born_us: i64,
     born_from: VehicleId,
+    /// Born from a detection its sender was unsure of: only another sender confirms it.
+    born_doubtful: bool,
     pub confirmed: bool,
     envelope: Entry,
 }
@@ -646,6 +654,7 @@ impl TrackStore {
             last_update_us: obs.t_us,
             born_us: obs.t_us,
             born_from: obs.source,
+            born_doubtful: obs.confidence < DOUBTFUL_CONFIDENCE,
             // A vehicle's report of itself needs no confirmation; detections do.
             confirmed: is_ego,
             envelope: Entry {
@@ -678,7 +687,8 @@ impl TrackStore {
             track.t_us = t;
         }
         // A second frame (a later capture, or another vehicle) confirms a detection's track.
-        if obs.t_us != track.born_us || obs.source != track.born_from {
+        let another_sender = obs.source != track.born_from;
+        if another_sender || (obs.t_us != track.born_us && !track.born_doubtful) {
             track.confirmed = true;
         }
         // Shape and heading from the most precise source: a vehicle's own report wins.
@@ -875,6 +885,43 @@ mod tests {
         assert!(v > 0.5 && v < 1.0, "{v}");
     }
 
+    fn detection(source: u32, t_us: i64, x: f64, confidence: f64) -> Observation {
+        Observation {
+            source: VehicleId(source),
+            local_id: Some(7),
+            class: ObjectClass::Unknown,
+            t_us,
+            pos: V2::new(x, 0.0),
+            vel: V2::new(0.0, 0.0),
+            yaw: 0.0,
+            yaw_rate: None,
+            length: 1.0,
+            width: 1.0,
+            sigma_m: 0.3,
+            sender_sigma_m: 0.2,
+            vel_sigma_mps: 0.5,
+            clock_sigma_s: 0.0,
+            confidence,
+        }
+    }
+
+    #[test]
+    fn a_doubtful_detection_needs_another_sender_to_become_a_track() {
+        for (confidence, second_sender, confirmed) in
+            [(0.9, 1, true), (0.3, 1, false), (0.3, 2, true)]
+        {
+            let mut store = TrackStore::new(TrackParams::default());
+            store.observe_frame(&[detection(1, 0, 10.0, confidence)]);
+            store.observe_frame(&[detection(second_sender, 100_000, 10.05, confidence)]);
+            assert_eq!(store.len(), 1);
+            assert_eq!(
+                store.confirmed().count() == 1,
+                confirmed,
+                "confidence {confidence}, second frame from {second_sender}"
+            );
+        }
+    }
+
     #[test]
     fn constant_turn_rate_alignment_follows_the_arc() {
         // A quarter circle of radius 10 m at 10 m/s with a yaw rate of 1 rad/s takes pi/2 s.
@@ -893,6 +940,7 @@ mod tests {
             sender_sigma_m: 0.3,
             vel_sigma_mps: 0.1,
             clock_sigma_s: 0.0,
+            confidence: 1.0,
         };
         let t = (std::f64::consts::FRAC_PI_2 * 1e6) as i64;
         let (x, p) = obs.aligned(t, 3.0);
