@@ -20,6 +20,7 @@
 //! (jitter, loss and clock drift come with the impairment models), and it does not thread:
 //! determinism first.
 
+use crate::fusion::FusionMeter;
 use crate::live::{alert_event, edge_config, vehicle_id};
 use crate::perception::{perceive_among, Geo, SensorModel};
 use crate::report::{Measured, Report};
@@ -28,7 +29,8 @@ use crate::score::{quantile, score, true_conflicts, AlertEvent, Score};
 use crate::world::Scenario;
 use anyhow::{bail, Context};
 use edge_node::core::EdgeCore;
-use protocol::{ClockReply, ClockRequest, Message};
+use edge_node::geometry::V2;
+use protocol::{ClockReply, ClockRequest, EnuFrame, Geodetic, Message};
 use serde::Serialize;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -438,6 +440,7 @@ pub fn run_fast(scenario: &Scenario, opts: &FastOptions) -> anyhow::Result<FastR
 
     let mut alerts = Vec::new();
     let mut processing_us = Vec::new();
+    let mut fusion = FusionMeter::new(seconds(period));
     let mut refused = 0u64;
     let mut undeliverable = 0u64;
 
@@ -448,6 +451,9 @@ pub fn run_fast(scenario: &Scenario, opts: &FastOptions) -> anyhow::Result<FastR
                 edge.handle_tick(EPOCH_US + t_us);
                 let _ = edge.poll_map();
                 wall.edge_ticks += started.elapsed().as_secs_f64();
+                let started = Instant::now();
+                sample_fusion(&mut fusion, scenario, &edge, &opts.sensor, t_us);
+                wall.scoring += started.elapsed().as_secs_f64();
                 route_alerts(
                     &mut edge,
                     &mut queue,
@@ -541,6 +547,9 @@ pub fn run_fast(scenario: &Scenario, opts: &FastOptions) -> anyhow::Result<FastR
                     continue;
                 };
                 let started = Instant::now();
+                record_detections(&mut fusion, scenario, &geo, a.actor, t_s, &perception);
+                wall.scoring += started.elapsed().as_secs_f64();
+                let started = Instant::now();
                 if let Err(e) = a.core.handle_perception(a.local(t_us), &perception) {
                     refused += 1;
                     tracing::warn!("{}: {e}", actor.id);
@@ -617,6 +626,12 @@ pub fn run_fast(scenario: &Scenario, opts: &FastOptions) -> anyhow::Result<FastR
     let edge_stats = edge.stats();
     measured.frames_received = edge_stats.frames_received;
     measured.frames_rejected = edge_stats.frames_rejected_total();
+    measured.rejected_by_reason = edge_stats
+        .frames_rejected
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
+    measured.fusion = Some(fusion.report());
     if !edge_stats.frames_rejected.is_empty() {
         tracing::warn!("frames rejected: {:?}", edge_stats.frames_rejected);
     }
@@ -661,6 +676,63 @@ pub fn run_fast(scenario: &Scenario, opts: &FastOptions) -> anyhow::Result<FastR
         alerts,
         timing,
     })
+}
+
+/// Feeds the fusion meter what `observer`'s detections say against the truth.
+fn record_detections(
+    fusion: &mut FusionMeter,
+    scenario: &Scenario,
+    geo: &Geo,
+    observer: usize,
+    t_s: f64,
+    p: &vehicle_agent::Perception,
+) {
+    let reported = Geodetic::new(p.ego.lat_deg, p.ego.lon_deg, 0.0);
+    let sender = EnuFrame::new(reported);
+    let ego = geo.to_local(&reported);
+    for o in &p.objects {
+        // Real road users have ids 1000 + their index; false detections are far above.
+        let Some(i) = o.id.checked_sub(1000).map(|i| i as usize) else {
+            continue;
+        };
+        let Some(truth) = scenario.actors.get(i).and_then(|a| a.state(t_s)) else {
+            continue;
+        };
+        let offset = V2::from(geo.frame.rotate_from(&sender, o.object.offset_m));
+        fusion.detection(observer, ego + offset, truth.pos);
+    }
+}
+
+/// One fusion sample: the edge's confirmed tracks against the road users that some connected
+/// vehicle is, or could see.
+fn sample_fusion(
+    fusion: &mut FusionMeter,
+    scenario: &Scenario,
+    edge: &EdgeCore,
+    sensor: &SensorModel,
+    t_us: i64,
+) {
+    let t_s = seconds(t_us);
+    let present: Vec<(usize, V2, bool)> = scenario
+        .actors
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| Some((i, a.state(t_s)?.pos, a.connected)))
+        .collect();
+    let observers: Vec<V2> = present.iter().filter(|p| p.2).map(|p| p.1).collect();
+    let truth: Vec<(usize, V2)> = present
+        .iter()
+        .filter(|(_, pos, connected)| {
+            *connected || observers.iter().any(|o| (o - pos).norm() <= sensor.range_m)
+        })
+        .map(|(i, pos, _)| (*i, *pos))
+        .collect();
+    let tracks: Vec<(u32, V2)> = edge
+        .tracks()
+        .confirmed()
+        .map(|t| (t.id, t.mover_at(EPOCH_US + t_us).center))
+        .collect();
+    fusion.sample(&truth, &tracks);
 }
 
 /// How long an agent waits for a clock reply before it carries on, as the live agent does.

@@ -4,6 +4,7 @@
 //! scoring with the definitions in [`score`].
 
 pub mod fast;
+pub mod fusion;
 pub mod live;
 pub mod perception;
 pub mod report;

@@ -164,6 +164,12 @@ pub async fn run_live(scenario: &Scenario, opts: &LiveOptions) -> anyhow::Result
     let edge_stats = edge.shutdown().await;
     measured.frames_received = edge_stats.core.frames_received;
     measured.frames_rejected = edge_stats.core.frames_rejected_total();
+    measured.rejected_by_reason = edge_stats
+        .core
+        .frames_rejected
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
     measured.processing_p50_us = edge_stats.processing_us.quantile(0.5);
     measured.processing_p99_us = edge_stats.processing_us.quantile(0.99);
     if refused > 0 {

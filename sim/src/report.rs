@@ -1,8 +1,10 @@
 //! `report.json` and `alerts.ndjson`. Field names are frozen: later versions add fields and
 //! rename none.
 
+use crate::fusion::FusionReport;
 use crate::score::{quantile, AlertEvent, Score};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
@@ -44,6 +46,15 @@ pub struct Report {
     pub lead_time_s: LeadTimes,
     pub e2e_latency_ms: Latency,
     pub edge_processing_us: Processing,
+    /// Raise alerts for pairs that are not true conflicts, per hour that connected vehicles
+    /// spent in the scene.
+    pub false_alarms_per_vehicle_hour: f64,
+    /// Frames the edge refused, by reason (`docs/protocol.md`, plus `duplicate`,
+    /// `out_of_order`, `key_mismatch`).
+    pub frames_rejected_by_reason: BTreeMap<String, u64>,
+    /// Fusion quality against ground truth (fast mode; `null` in live mode, where the edge's
+    /// tracks are not inspected).
+    pub fusion: Option<FusionReport>,
 }
 
 /// What a run measured, before it is summarised.
@@ -56,6 +67,8 @@ pub struct Measured {
     pub objects_sent: u64,
     pub processing_p50_us: f64,
     pub processing_p99_us: f64,
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    pub fusion: Option<FusionReport>,
 }
 
 impl Report {
@@ -100,6 +113,16 @@ impl Report {
                 p50: measured.processing_p50_us,
                 p99: measured.processing_p99_us,
             },
+            false_alarms_per_vehicle_hour: {
+                let hours = scenario.connected_vehicle_seconds() / 3600.0;
+                if hours > 0.0 {
+                    score.false_alarms as f64 / hours
+                } else {
+                    0.0
+                }
+            },
+            frames_rejected_by_reason: measured.rejected_by_reason.clone(),
+            fusion: measured.fusion,
         }
     }
 

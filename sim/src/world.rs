@@ -443,6 +443,18 @@ impl Scenario {
         }
     }
 
+    /// Seconds connected vehicles spend in the scene over the run.
+    pub fn connected_vehicle_seconds(&self) -> f64 {
+        self.actors
+            .iter()
+            .filter(|a| a.connected)
+            .map(|a| {
+                let (first, last) = a.span();
+                (last.min(self.duration_s) - first.max(0.0)).max(0.0)
+            })
+            .sum()
+    }
+
     pub fn n_connected(&self) -> usize {
         self.actors.iter().filter(|a| a.connected).count()
     }
