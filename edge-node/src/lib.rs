@@ -12,5 +12,6 @@ pub mod geometry;
 pub mod histogram;
 pub mod net;
 pub mod pki;
+pub mod quality;
 pub mod rng;
 pub mod tracks;

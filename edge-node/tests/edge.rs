@@ -3,13 +3,13 @@
 //! --nocapture`) and recorded in docs/benchmarks.md.
 
 use edge_node::core::{EdgeConfig, EdgeCore};
+use edge_node::quality::FusionMeter;
 use edge_node::rng::Rng;
 use nalgebra::{Vector2, Vector3};
 use protocol::{
     EgoSi, EgoState, EnuFrame, FeatureFrame, Geodetic, Message, ObjectClass, ObjectSi,
     PerceivedObject, VehicleId,
 };
-use std::collections::BTreeMap;
 
 type V2 = Vector2<f64>;
 const T0: i64 = 1_800_000_000_000_000;
@@ -84,11 +84,9 @@ fn run(seed: u64, n_observers: usize, n_others: usize, seconds: f64) -> Quality 
         .collect();
     let range = 80.0;
 
-    let mut single_sq = vec![(0.0, 0u64); n_observers];
-    let (mut fused_sq, mut fused_n) = (0.0, 0u64);
-    let (mut dup_steps, mut object_steps) = (0u64, 0u64);
-    let mut last_id: BTreeMap<usize, u32> = BTreeMap::new();
-    let mut switches = 0u64;
+    // Tracks and each observer's own detections against the truth (the same meter the
+    // simulator's report uses).
+    let mut meter = FusionMeter::new(0.1);
     let steps = (seconds * 10.0) as usize;
     for step in 0..steps {
         for k in 0..n_observers {
@@ -104,8 +102,7 @@ fn run(seed: u64, n_observers: usize, n_others: usize, seconds: f64) -> Quality 
                     continue;
                 }
                 let noise = V2::new(rng.normal(), rng.normal()) * sigmas[k];
-                single_sq[k].0 += noise.norm_squared() + gnss.norm_squared();
-                single_sq[k].1 += 1;
+                meter.detection(k, p + noise + gnss, p);
                 // Measured relative to where the vehicle really is, reported relative to where
                 // its GNSS says it is: every object it reports shares the GNSS error.
                 let off = p + noise - me;
@@ -161,15 +158,11 @@ fn run(seed: u64, n_observers: usize, n_others: usize, seconds: f64) -> Quality 
         if step < 10 {
             continue; // let tracks confirm
         }
-        // Match each observed true object to the nearest confirmed track within 3 m.
         let tracks: Vec<(u32, V2)> = core
             .tracks()
             .confirmed()
             .map(|t| (t.id, t.mover_at(now).center))
             .collect();
-        // One-to-one matching of true objects to tracks by distance (within 3 m); then a
-        // duplicate is a further track within 1.5 m of a matched object that is nearer to it
-        // than to any other true object.
         let truth: Vec<(usize, V2)> = movers
             .iter()
             .enumerate()
@@ -179,56 +172,15 @@ fn run(seed: u64, n_observers: usize, n_others: usize, seconds: f64) -> Quality 
                     || (0..n_observers).any(|k| (movers[k].at(t_eval).0 - p).norm() <= range)
             })
             .collect();
-        let mut pairs: Vec<(f64, usize, usize)> = Vec::new();
-        for (ti, (_, p)) in truth.iter().enumerate() {
-            for (ki, (_, c)) in tracks.iter().enumerate() {
-                let d = (c - p).norm();
-                if d < 3.0 {
-                    pairs.push((d, ti, ki));
-                }
-            }
-        }
-        pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let (mut truth_used, mut track_used) =
-            (vec![false; truth.len()], vec![false; tracks.len()]);
-        for &(d, ti, ki) in &pairs {
-            if truth_used[ti] || track_used[ki] {
-                continue;
-            }
-            (truth_used[ti], track_used[ki]) = (true, true);
-            fused_sq += d * d;
-            fused_n += 1;
-            let j = truth[ti].0;
-            if last_id
-                .insert(j, tracks[ki].0)
-                .is_some_and(|prev| prev != tracks[ki].0)
-            {
-                switches += 1;
-            }
-        }
-        object_steps += truth.len() as u64;
-        for (ti, (_, p)) in truth.iter().enumerate() {
-            let has_duplicate = truth_used[ti]
-                && tracks.iter().enumerate().any(|(ki, (_, c))| {
-                    !track_used[ki]
-                        && (c - p).norm() < 1.5
-                        && truth.iter().all(|(_, q)| (c - q).norm() >= (c - p).norm())
-                });
-            dup_steps += has_duplicate as u64;
-        }
+        meter.sample(&truth, &tracks);
     }
-    let best_single = single_sq
-        .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(s, n)| (s / *n as f64).sqrt())
-        .fold(f64::INFINITY, f64::min);
-    let object_seconds = object_steps as f64 * 0.1;
+    let r = meter.report();
     Quality {
-        fused_rmse_m: (fused_sq / fused_n.max(1) as f64).sqrt(),
-        best_single_rmse_m: best_single,
-        duplicate_ratio: dup_steps as f64 / object_steps.max(1) as f64,
-        id_switches_per_object_min: switches as f64 / (object_seconds / 60.0),
-        object_seconds,
+        fused_rmse_m: r.position_rmse_m,
+        best_single_rmse_m: r.best_single_observer_rmse_m,
+        duplicate_ratio: r.duplicate_track_ratio,
+        id_switches_per_object_min: r.id_switches_per_object_min,
+        object_seconds: r.object_seconds,
     }
 }
 

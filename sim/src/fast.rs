@@ -20,7 +20,6 @@
 //! (jitter, loss and clock drift come with the impairment models), and it does not thread:
 //! determinism first.
 
-use crate::fusion::FusionMeter;
 use crate::live::{alert_event, edge_config, vehicle_id};
 use crate::perception::{perceive_among, Geo, SensorModel};
 use crate::report::{Measured, Report};
@@ -30,6 +29,7 @@ use crate::world::Scenario;
 use anyhow::{bail, Context};
 use edge_node::core::EdgeCore;
 use edge_node::geometry::V2;
+use edge_node::quality::FusionMeter;
 use protocol::{ClockReply, ClockRequest, EnuFrame, Geodetic, Message};
 use serde::Serialize;
 use std::cmp::Reverse;

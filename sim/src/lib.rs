@@ -4,7 +4,6 @@
 //! scoring with the definitions in [`score`].
 
 pub mod fast;
-pub mod fusion;
 pub mod live;
 pub mod perception;
 pub mod report;

@@ -1,8 +1,8 @@
 //! `report.json` and `alerts.ndjson`. Field names are frozen: later versions add fields and
 //! rename none.
 
-use crate::fusion::FusionReport;
 use crate::score::{quantile, AlertEvent, Score};
+use edge_node::quality::FusionReport;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::Write;

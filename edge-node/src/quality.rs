@@ -1,4 +1,5 @@
-//! Fusion quality against ground truth, measured while a fast run goes: how far the edge's
+//! Fusion quality against ground truth, for the fusion test and the simulator's fast mode: how
+//! far the edge's
 //! confirmed tracks are from the road users they stand for, against how far the best single
 //! vehicle's own detections are; how often a road user has a second track; how often its track
 //! id changes.
@@ -8,7 +9,7 @@
 //! duplicate is a further track within 1.5 m of a matched road user that is nearer to it than
 //! to any other road user.
 
-use edge_node::geometry::V2;
+use crate::geometry::V2;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -21,6 +22,8 @@ pub struct FusionReport {
     pub best_single_observer_rmse_m: f64,
     pub duplicate_track_ratio: f64,
     pub id_switches_per_object_min: f64,
+    /// Road-user time the figures cover, seconds.
+    pub object_seconds: f64,
 }
 
 #[derive(Debug, Default)]
@@ -117,6 +120,7 @@ impl FusionMeter {
             } else {
                 0.0
             },
+            object_seconds: object_min * 60.0,
         }
     }
 }
