@@ -175,10 +175,6 @@ impl EdgeCore {
         &self.tracks
     }
 
-    pub fn enu(&self) -> &EnuFrame {
-        &self.frame
-    }
-
     /// Handles the bytes published on the frames key of `on_key`; a frame naming another
     /// vehicle is refused. (The key is not yet tied to the publisher's certificate name: see
     /// the known gaps in docs/ARCHITECTURE.md.) Rejections are counted and returned; nothing

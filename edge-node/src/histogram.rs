@@ -78,14 +78,6 @@ impl Histogram {
         }
         self.max as f64
     }
-
-    pub fn merge(&mut self, other: &Histogram) {
-        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
-            *a += b;
-        }
-        self.n += other.n;
-        self.max = self.max.max(other.max);
-    }
 }
 
 #[cfg(test)]

@@ -380,10 +380,6 @@ impl TrackStore {
         self.tracks.values().filter(|t| t.confirmed)
     }
 
-    pub fn track_of_vehicle(&self, vehicle: VehicleId) -> Option<TrackId> {
-        self.by_vehicle.get(&vehicle).copied()
-    }
-
     /// The swept envelope reaching `ahead_s` into the future.
     fn envelope(&self, t: &Track, ahead_s: f64) -> AABB<[f64; 2]> {
         let p = self.params;
