@@ -308,6 +308,7 @@ mod tests {
             origin: (48.0, 11.0),
             duration_s: 12.0,
             actors,
+            roads: Vec::new(),
         }
     }
 

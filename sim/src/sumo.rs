@@ -688,6 +688,7 @@ pub fn scenario_from_tracks(
         origin: opts.origin,
         duration_s: end_s,
         actors,
+        roads: Vec::new(),
     }
     .with_connected_share(opts.connected_share, opts.seed);
     Ok((scenario, summary))

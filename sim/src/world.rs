@@ -299,6 +299,26 @@ impl Actor {
     }
 }
 
+/// What a strip of road surface is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SurfaceKind {
+    /// Where vehicles drive.
+    Carriageway,
+    /// A pedestrian crossing.
+    Crosswalk,
+    /// A stop line (drawn across a lane at a signal or a give-way).
+    StopLine,
+}
+
+/// A strip of road surface, for pictures: a centre polyline and its width. The world's motion
+/// does not read it; road users follow their own paths.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Surface {
+    pub kind: SurfaceKind,
+    pub centerline: Vec<V2>,
+    pub width_m: f64,
+}
+
 /// A complete scenario.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scenario {
@@ -307,6 +327,8 @@ pub struct Scenario {
     pub origin: (f64, f64),
     pub duration_s: f64,
     pub actors: Vec<Actor>,
+    /// The road surface, for pictures (empty for SUMO traces, which carry no network).
+    pub roads: Vec<Surface>,
 }
 
 impl Actor {
@@ -388,6 +410,7 @@ impl Scenario {
             origin: (48.137_154, 11.576_124),
             duration_s: 14.0,
             actors,
+            roads: Vec::new(),
         }
     }
 
@@ -440,6 +463,7 @@ impl Scenario {
                 van,
                 ped,
             ],
+            roads: Vec::new(),
         }
     }
 
@@ -544,9 +568,18 @@ impl Scenario {
                 actors.push(copy);
             }
         }
+        let roads = (0..n)
+            .flat_map(|k| {
+                self.roads.iter().map(move |r| Surface {
+                    centerline: r.centerline.iter().map(|p| p + offset(k)).collect(),
+                    ..r.clone()
+                })
+            })
+            .collect();
         Self {
             name: format!("{}-x{n}", self.name),
             actors,
+            roads,
             ..self.clone()
         }
     }

@@ -109,6 +109,7 @@ fn traced_vehicles_join_late_and_leave_early() {
             traced_car("north", (1.75, -30.0), V2::new(0.0, 1.0), 10.0, 3.0, 8.0),
             traced_car("gone", (-20.0, 60.0), V2::new(1.0, 0.0), 10.0, 0.0, 4.0),
         ],
+        roads: Vec::new(),
     };
     let r = run_fast(&scenario, &FastOptions::new(3)).expect("the run completes");
     assert_eq!(r.report.frames_rejected, 0);

@@ -18,6 +18,7 @@ fn crossing_and_parallel() -> Scenario {
             Actor::car("left", &[(-50.0, 60.0), (100.0, 60.0)], &[(0.0, 12.0)]),
             Actor::car("right", &[(-50.0, 63.5), (100.0, 63.5)], &[(0.0, 12.0)]),
         ],
+        roads: Vec::new(),
     }
 }
 
