@@ -6,6 +6,8 @@
 pub mod fast;
 pub mod live;
 pub mod perception;
+pub mod plot;
+pub mod progress;
 pub mod report;
 pub mod score;
 pub mod sumo;
