@@ -6,12 +6,15 @@
 //! handled the frame that changed the picture, not at the next tick.
 //! `handle_tick(now)`: ages tracks and alerts out, and makes a situation map for `poll_map`.
 //!
+//! Both have a `_probed` form that tells a [`StageProbe`] as each [`Stage`] starts, so that a
+//! driver can time the stages with its own clock; the probe sees the work, it never changes it.
+//!
 //! Invariant: nothing here reads a clock, opens a socket or spawns a thread; `now` is always an
 //! argument, so the simulator can run it in virtual time and the same inputs give the same
-//! outputs.
+//! outputs, with or without a probe.
 
 use crate::alerts::{AlertMachine, AlertParams, Transition};
-use crate::geometry::{encounter, may_meet, Mover, V2};
+use crate::geometry::{encounter, may_meet, Encounter, Mover, V2};
 use crate::tracks::{Observation, Track, TrackId, TrackParams, TrackStore};
 use nalgebra::Vector3;
 use protocol::units::yaw_to_u8;
@@ -20,6 +23,7 @@ use protocol::{
     MapTrack, Message, Severity, SituationMap, TrackInfo, ValidatedFrame, ValidationError,
     VehicleId,
 };
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// Frames carry no velocity uncertainty (v1); these are the assumed values: odometry for a
@@ -95,12 +99,13 @@ impl Rejected {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EdgeStats {
     pub frames_received: u64,
     pub frames_accepted: u64,
-    /// Rejected frames by reason.
-    pub frames_rejected: BTreeMap<&'static str, u64>,
+    /// Rejected frames by reason ([`Rejected::reason`]; borrowed when counted here, owned when
+    /// read back from the stats key).
+    pub frames_rejected: BTreeMap<Cow<'static, str>, u64>,
     pub observations: u64,
     /// Observations dropped because they lie outside the coverage area.
     pub observations_out_of_area: u64,
@@ -119,6 +124,89 @@ impl EdgeStats {
     pub fn frames_rejected_total(&self) -> u64 {
         self.frames_rejected.values().sum()
     }
+}
+
+/// A stage of the pipeline, in the order a frame (the first seven) or a tick (the last three)
+/// goes through them. An accepted frame goes through all seven frame stages; a rejected one
+/// stops after `Decode` or `Validate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Stage {
+    /// Frame: decoding the bytes and checking the vehicle id against the key.
+    Decode,
+    /// Frame: physical ranges, the capture-time window, duplicate and ordering checks.
+    Validate,
+    /// Frame: the sender's position and objects into the edge's ENU frame; the area filter.
+    Convert,
+    /// Frame: time alignment, gating, assignment and fusion into tracks
+    /// (`TrackStore::observe_frame`; alignment happens inside gating and fusion, so it is not
+    /// a stage of its own).
+    Associate,
+    /// Frame: merging duplicate tracks among those the frame touched, and clearing their
+    /// alerts.
+    MergeDuplicates,
+    /// Frame: candidate pairs from the R-tree, footprint TTC and the alert state machine.
+    Conflicts,
+    /// Frame: collision probability and alert messages for the pairs whose state changed.
+    Alerts,
+    /// Tick: expiry of tracks, and clears for their pairs and for stale pairs.
+    TickExpire,
+    /// Tick: the once-a-second duplicate check over every track (nothing in other ticks).
+    TickMerge,
+    /// Tick: the situation map, when one is due.
+    TickMap,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 10] = [
+        Stage::Decode,
+        Stage::Validate,
+        Stage::Convert,
+        Stage::Associate,
+        Stage::MergeDuplicates,
+        Stage::Conflicts,
+        Stage::Alerts,
+        Stage::TickExpire,
+        Stage::TickMerge,
+        Stage::TickMap,
+    ];
+
+    /// The stage's stable name, as reports and the stats key spell it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Stage::Decode => "decode",
+            Stage::Validate => "validate",
+            Stage::Convert => "convert",
+            Stage::Associate => "associate",
+            Stage::MergeDuplicates => "merge_duplicates",
+            Stage::Conflicts => "conflicts",
+            Stage::Alerts => "alerts",
+            Stage::TickExpire => "tick_expire",
+            Stage::TickMerge => "tick_merge",
+            Stage::TickMap => "tick_map",
+        }
+    }
+
+    /// The position of the stage in [`Stage::ALL`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Told by the core where its work is, so that a driver can time it: `enter` as each stage
+/// starts (ending the previous one), `finish` once as the `handle_*_probed` call ends. The
+/// core's outputs never depend on the probe.
+pub trait StageProbe {
+    fn enter(&mut self, stage: Stage);
+    fn finish(&mut self);
+}
+
+/// The probe of the plain `handle_frame` and `handle_tick`: does nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProbe;
+
+impl StageProbe for NoProbe {
+    fn enter(&mut self, _: Stage) {}
+    fn finish(&mut self) {}
 }
 
 /// What one accepted frame did.
@@ -185,12 +273,30 @@ impl EdgeCore {
         on_key: VehicleId,
         bytes: &[u8],
     ) -> Result<FrameOutcome, Rejected> {
+        self.handle_frame_probed(now_us, on_key, bytes, &mut NoProbe)
+    }
+
+    /// [`EdgeCore::handle_frame`], telling `probe` as each [`Stage`] starts.
+    pub fn handle_frame_probed(
+        &mut self,
+        now_us: i64,
+        on_key: VehicleId,
+        bytes: &[u8],
+        probe: &mut dyn StageProbe,
+    ) -> Result<FrameOutcome, Rejected> {
         self.stats.frames_received += 1;
-        let result = self.apply(now_us, on_key, bytes);
+        let result = self.apply(now_us, on_key, bytes, probe);
         match &result {
             Ok(_) => self.stats.frames_accepted += 1,
-            Err(e) => *self.stats.frames_rejected.entry(e.reason()).or_default() += 1,
+            Err(e) => {
+                *self
+                    .stats
+                    .frames_rejected
+                    .entry(Cow::Borrowed(e.reason()))
+                    .or_default() += 1
+            }
         }
+        probe.finish();
         result
     }
 
@@ -199,7 +305,9 @@ impl EdgeCore {
         now_us: i64,
         on_key: VehicleId,
         bytes: &[u8],
+        probe: &mut dyn StageProbe,
     ) -> Result<FrameOutcome, Rejected> {
+        probe.enter(Stage::Decode);
         let frame = FeatureFrame::decode(bytes)?;
         if frame.vehicle != on_key {
             return Err(Rejected::KeyMismatch {
@@ -207,6 +315,7 @@ impl EdgeCore {
                 in_frame: frame.vehicle,
             });
         }
+        probe.enter(Stage::Validate);
         let frame = ValidatedFrame::new(frame, now_us, &self.config.window)?;
         let f = frame.frame();
         if let Some(src) = self.sources.get(&f.vehicle) {
@@ -230,7 +339,13 @@ impl EdgeCore {
                 last_capture_us: f.capture_us,
             },
         );
-        let mut touched = self.fuse(&frame);
+        probe.enter(Stage::Convert);
+        let observations = self.observations(&frame);
+        probe.enter(Stage::Associate);
+        let update = self.tracks.observe_frame(&observations);
+        self.stats.tracks_created += update.created as u64;
+        let mut touched = update.touched;
+        probe.enter(Stage::MergeDuplicates);
         let before = self.out_alerts.len();
         // Duplicates are merged before conflicts are looked for, so a road user seen twice is
         // never taken for two road users in the same place.
@@ -246,15 +361,21 @@ impl EdgeCore {
             touched.dedup();
             self.clear_alerts_of(now_us, &removed);
         }
-        self.evaluate_conflicts(now_us, f.capture_us, &touched);
+        probe.enter(Stage::Conflicts);
+        let transitions = self.evaluate_conflicts(now_us, f.capture_us, &touched);
+        probe.enter(Stage::Alerts);
+        for t in transitions {
+            self.emit_transition(now_us, t);
+        }
         Ok(FrameOutcome {
             tracks_touched: touched.len(),
             alerts_queued: self.out_alerts.len() - before,
         })
     }
 
-    /// Converts the frame into observations in the edge's frame and feeds them to the tracks.
-    fn fuse(&mut self, frame: &ValidatedFrame) -> Vec<TrackId> {
+    /// Converts the frame into observations in the edge's frame, without those outside the
+    /// area (counted).
+    fn observations(&mut self, frame: &ValidatedFrame) -> Vec<Observation> {
         let f = frame.frame();
         let ego_geo = f.ego.position.to_geodetic();
         let sender = EnuFrame::new(ego_geo);
@@ -311,14 +432,20 @@ impl EdgeCore {
         let n_before = observations.len();
         observations.retain(|o| o.pos.norm() <= radius);
         self.stats.observations_out_of_area += (n_before - observations.len()) as u64;
-        let update = self.tracks.observe_frame(&observations);
-        self.stats.tracks_created += update.created as u64;
-        update.touched
+        observations
     }
 
-    fn evaluate_conflicts(&mut self, now_us: i64, t_eval_us: i64, touched: &[TrackId]) {
+    /// Runs the TTC and the alert state machine for each candidate pair of the touched
+    /// tracks; returns the transitions, in pair order, for [`EdgeCore::emit_transition`].
+    fn evaluate_conflicts(
+        &mut self,
+        now_us: i64,
+        t_eval_us: i64,
+        touched: &[TrackId],
+    ) -> Vec<PairTransition> {
         let horizon_s = self.config.tracks.horizon_s;
         let mut seen = BTreeSet::new();
+        let mut transitions = Vec::new();
         for &a in touched {
             if !self.tracks.get(a).is_some_and(|t| t.confirmed) {
                 continue;
@@ -342,19 +469,39 @@ impl EdgeCore {
                 let Some(transition) = self.alerts.evaluate(now_us, pair.0, pair.1, ttc_s) else {
                     continue;
                 };
-                let enc = enc.unwrap_or_else(|| encounter(&ma, &mb, horizon_s));
-                let probability =
-                    collision_probability(&ma, &mb, ta.sigma_m().hypot(tb.sigma_m()), horizon_s);
-                let (ta, tb) = (ta.clone(), tb.clone());
-                let conflict = Conflict {
-                    ttc_s: enc.ttc_s,
-                    point: enc.conflict_point,
-                    probability,
-                    trigger_capture_us: t_eval_us,
-                };
-                self.emit(now_us, transition, &ta, &tb, &conflict);
+                transitions.push(PairTransition {
+                    transition,
+                    pair,
+                    movers: (ma, mb),
+                    encounter: enc,
+                    t_eval_us,
+                });
             }
         }
+        transitions
+    }
+
+    /// Queues the alerts of one transition that [`EdgeCore::evaluate_conflicts`] found.
+    fn emit_transition(&mut self, now_us: i64, t: PairTransition) {
+        let horizon_s = self.config.tracks.horizon_s;
+        // Nothing removes tracks between the evaluation and here.
+        let (Some(ta), Some(tb)) = (self.tracks.get(t.pair.0), self.tracks.get(t.pair.1)) else {
+            return;
+        };
+        let (ma, mb) = t.movers;
+        let enc = t
+            .encounter
+            .unwrap_or_else(|| encounter(&ma, &mb, horizon_s));
+        let probability =
+            collision_probability(&ma, &mb, ta.sigma_m().hypot(tb.sigma_m()), horizon_s);
+        let (ta, tb) = (ta.clone(), tb.clone());
+        let conflict = Conflict {
+            ttc_s: enc.ttc_s,
+            point: enc.conflict_point,
+            probability,
+            trigger_capture_us: t.t_eval_us,
+        };
+        self.emit(now_us, t.transition, &ta, &tb, &conflict);
     }
 
     /// Queues the alert for each connected party of the pair.
@@ -417,6 +564,12 @@ impl EdgeCore {
 
     /// Ages out tracks and alerts, and makes the situation map when one is due.
     pub fn handle_tick(&mut self, now_us: i64) {
+        self.handle_tick_probed(now_us, &mut NoProbe);
+    }
+
+    /// [`EdgeCore::handle_tick`], telling `probe` as each [`Stage`] starts.
+    pub fn handle_tick_probed(&mut self, now_us: i64, probe: &mut dyn StageProbe) {
+        probe.enter(Stage::TickExpire);
         let radius = self.config.radius_m;
         let before = now_us - self.config.track_timeout_us;
         let tentative_before = now_us - self.config.tentative_timeout_us;
@@ -432,6 +585,7 @@ impl EdgeCore {
         }
 
         self.clear_alerts_of(now_us, &removed);
+        probe.enter(Stage::TickMerge);
         if self.next_merge_us.is_none_or(|t| now_us >= t) {
             let merged = self.tracks.merge_duplicates(now_us);
             self.stats.tracks_merged += merged.len() as u64;
@@ -439,11 +593,21 @@ impl EdgeCore {
             self.clear_alerts_of(now_us, &removed);
             self.next_merge_us = Some(now_us + 1_000_000);
         }
-        let due = self.next_map_us.is_none_or(|t| now_us >= t);
+        probe.enter(Stage::TickMap);
+        // A driver's timer fires about once a period, sometimes a little early: a map is due
+        // from a tenth of a period before its slot, and the slots stay on a grid, so that
+        // maps keep their rate instead of skipping every tick that came early.
+        let period = self.config.map_period_us;
+        let due = self.next_map_us.is_none_or(|t| now_us >= t - period / 10);
         if due {
             self.out_map = Some(self.situation_map(now_us));
-            self.next_map_us = Some(now_us + self.config.map_period_us);
+            self.next_map_us = Some(match self.next_map_us {
+                Some(slot) if now_us - slot < period => slot + period,
+                // The first map, or the ticks fell a period behind: a new grid from now.
+                _ => now_us + period,
+            });
         }
+        probe.finish();
     }
 
     /// Clears the alerts of pairs that involve one of the `removed` tracks, and of pairs no
@@ -504,6 +668,19 @@ impl EdgeCore {
     pub fn poll_map(&mut self) -> Option<SituationMap> {
         self.out_map.take()
     }
+}
+
+/// A change of a pair's alert state, found in [`Stage::Conflicts`] and turned into messages
+/// in [`Stage::Alerts`].
+struct PairTransition {
+    transition: Transition,
+    /// Lower id first.
+    pair: (TrackId, TrackId),
+    /// Both tracks predicted to `t_eval_us`.
+    movers: (Mover, Mover),
+    /// The encounter, when the circle test let it be computed.
+    encounter: Option<Encounter>,
+    t_eval_us: i64,
 }
 
 struct Conflict {

@@ -1,18 +1,25 @@
 //! The zenoh driver around [`EdgeCore`]: a router session listening on QUIC with mutual TLS.
 //!
 //! Frames arrive through a subscriber callback and a channel into one task that owns the core,
-//! so the core needs no locks; that task times each frame, publishes the alerts the frame
-//! produced before it takes the next one, and runs the 10 Hz tick that publishes the map. The
-//! clock queryable answers from the callback thread, stamping receipt and reply.
+//! so the core needs no locks; that task times each frame and each stage of it (a
+//! [`StageTimer`] as the core's probe), publishes the alerts the frame produced before it takes
+//! the next one, and runs the 10 Hz tick that publishes the map. The clock queryable answers
+//! from the callback thread, stamping receipt and reply. Queries on the stats key
+//! ([`stats_key`]) go through a channel to the core's task, which answers them between two
+//! frames, so the counters of one answer are consistent with each other.
+//!
+//! [`EdgeMonitor`] is the other side: a client that reads an edge's stats and subscribes to its
+//! map, for the simulator's live mode and for dashboards.
 //!
 //! Invariant: this is the only module of the edge that knows about zenoh.
 
 use crate::core::{EdgeConfig, EdgeCore, EdgeStats};
-use crate::histogram::Histogram;
+use crate::histogram::{Histogram, StageFigures, StageTimer, StageTimes};
 use crate::pki::CertFiles;
-use protocol::{keys, ClockReply, ClockRequest, Message, VehicleId};
+use protocol::{keys, ClockReply, ClockRequest, Message, SituationMap, VehicleId};
+use serde::{Deserialize, Serialize};
 use std::collections::hash_map::Entry;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,6 +64,15 @@ impl EdgeNetConfig {
     }
 }
 
+/// The key on which an edge answers queries for its statistics, as JSON ([`EdgeStatsReply`]).
+///
+/// `v2e/edge/{edge}/stats`. It is defined here rather than in `protocol::keys` because the
+/// reply is JSON for operators and tools, not a message of the wire protocol; it sits next to
+/// the protocol's keys and follows their pattern.
+pub fn stats_key(edge: &str) -> String {
+    format!("v2e/edge/{edge}/stats")
+}
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EdgeNetError {
@@ -65,6 +81,16 @@ pub enum EdgeNetError {
         endpoints: Vec<String>,
         detail: String,
     },
+    /// A monitor could not open its client session: the edge is not reachable there, or the
+    /// certificates do not fit (see docs/operations.md, troubleshooting).
+    #[error("cannot connect to the edge at {endpoint}: {detail}")]
+    Connect { endpoint: String, detail: String },
+    /// Nothing answered a query in time: no edge of that id is connected, or it is too busy.
+    #[error("no answer on {key}")]
+    NoAnswer { key: String },
+    /// The answer was an error or not what the key carries.
+    #[error("bad answer on {key}: {detail}")]
+    BadReply { key: String, detail: String },
     #[error("zenoh: {0}")]
     Zenoh(String),
 }
@@ -100,12 +126,43 @@ pub fn router_config(
     Ok(c)
 }
 
+/// A zenoh client configuration: connect to `endpoint` over QUIC with mutual TLS, no
+/// scouting. The files are checked first so that a missing one is named.
+pub fn client_config(endpoint: &str, tls: &CertFiles) -> Result<zenoh::Config, EdgeNetError> {
+    for path in [&tls.ca, &tls.cert, &tls.key] {
+        std::fs::metadata(path).map_err(|e| EdgeNetError::Connect {
+            endpoint: endpoint.to_string(),
+            detail: format!("cannot read {}: {e}", path.display()),
+        })?;
+    }
+    let mut c = zenoh::Config::default();
+    let s = |p: &std::path::Path| serde_json::to_string(&p.display().to_string()).expect("str");
+    let entries = [
+        ("mode", "\"client\"".to_string()),
+        (
+            "connect/endpoints",
+            serde_json::to_string(&[endpoint]).expect("list"),
+        ),
+        ("scouting/multicast/enabled", "false".into()),
+        ("transport/link/tls/root_ca_certificate", s(&tls.ca)),
+        ("transport/link/tls/connect_certificate", s(&tls.cert)),
+        ("transport/link/tls/connect_private_key", s(&tls.key)),
+        ("transport/link/tls/enable_mtls", "true".into()),
+    ];
+    for (k, v) in entries {
+        c.insert_json5(k, &v).map_err(zerr)?;
+    }
+    Ok(c)
+}
+
 /// What the edge measured, for reports and benchmarks.
 #[derive(Debug, Clone, Default)]
 pub struct EdgeRunStats {
     pub core: EdgeStats,
     /// Time spent in `handle_frame` plus publishing its alerts, µs.
     pub processing_us: Histogram,
+    /// Time spent in each stage of the core, frames and ticks (not publishing).
+    pub stage_us: StageTimes,
     /// Frames dropped because the core's queue was full.
     pub frames_dropped: u64,
     pub alerts_published: u64,
@@ -113,6 +170,69 @@ pub struct EdgeRunStats {
     pub alerts_failed: u64,
     pub maps_published: u64,
     pub clock_queries: u64,
+}
+
+impl EdgeRunStats {
+    /// The JSON form, as the stats key answers it.
+    pub fn reply(&self, edge: &str, time_us: i64) -> EdgeStatsReply {
+        let h = &self.processing_us;
+        EdgeStatsReply {
+            edge: edge.to_string(),
+            time_us,
+            frames: self.core.clone(),
+            frames_dropped: self.frames_dropped,
+            alerts_published: self.alerts_published,
+            alerts_failed: self.alerts_failed,
+            maps_published: self.maps_published,
+            clock_queries: self.clock_queries,
+            processing_us: ProcessingFigures {
+                n: h.len(),
+                p50: h.quantile(0.5),
+                p99: h.quantile(0.99),
+                max: h.max() as f64,
+            },
+            stage_us: self.stage_us.figures(),
+        }
+    }
+}
+
+/// The answer on [`stats_key`]: one JSON object. Field names are frozen: later versions add
+/// fields and rename none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EdgeStatsReply {
+    pub edge: String,
+    /// The edge's clock when it answered, µs UTC.
+    pub time_us: i64,
+    /// The core's counters: frames received, accepted and rejected by reason, tracks, pairs,
+    /// alerts.
+    pub frames: EdgeStats,
+    /// Frames dropped because the core's queue was full.
+    pub frames_dropped: u64,
+    pub alerts_published: u64,
+    pub alerts_failed: u64,
+    pub maps_published: u64,
+    pub clock_queries: u64,
+    /// Per frame, from taking it off the queue to having published its alerts, µs.
+    pub processing_us: ProcessingFigures,
+    /// Per stage of the core ([`crate::core::Stage::name`]): p50 and p99 per pass (a frame or
+    /// a tick) in µs and the share of the core's time; stages never entered are left out.
+    pub stage_us: BTreeMap<String, StageFigures>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ProcessingFigures {
+    /// Frames measured.
+    pub n: u64,
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+/// The transport's counters, which zenoh's callbacks update and the core's task reads.
+#[derive(Clone, Default)]
+struct SharedCounters {
+    dropped: Arc<AtomicU64>,
+    clock_queries: Arc<AtomicU64>,
 }
 
 struct Incoming {
@@ -125,11 +245,14 @@ pub struct EdgeNode {
     session: zenoh::Session,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<EdgeRunStats>,
-    dropped: Arc<AtomicU64>,
-    clock_queries: Arc<AtomicU64>,
+    counters: SharedCounters,
     _subscriber: zenoh::pubsub::Subscriber<()>,
     _clock: zenoh::query::Queryable<()>,
+    _stats: zenoh::query::Queryable<()>,
 }
+
+/// Stats queries waiting for the core's task; more are refused with an error reply.
+const STATS_QUERY_BACKLOG: usize = 64;
 
 impl EdgeNode {
     pub async fn start(config: EdgeNetConfig) -> Result<Self, EdgeNetError> {
@@ -144,9 +267,9 @@ impl EdgeNode {
         let clock = config.clock.clone();
 
         let (tx, rx) = mpsc::channel::<Incoming>(config.queue_capacity);
-        let dropped = Arc::new(AtomicU64::new(0));
+        let counters = SharedCounters::default();
         let subscriber = {
-            let (edge, dropped) = (edge.clone(), dropped.clone());
+            let (edge, dropped) = (edge.clone(), counters.dropped.clone());
             session
                 .declare_subscriber(keys::all_frames(&edge))
                 .callback(move |sample| {
@@ -164,9 +287,8 @@ impl EdgeNode {
                 .map_err(zerr)?
         };
 
-        let clock_queries = Arc::new(AtomicU64::new(0));
         let queryable = {
-            let (clock, queries) = (clock.clone(), clock_queries.clone());
+            let (clock, queries) = (clock.clone(), counters.clock_queries.clone());
             session
                 .declare_queryable(keys::clock(&edge))
                 .callback(move |query| {
@@ -195,23 +317,40 @@ impl EdgeNode {
                 .map_err(zerr)?
         };
 
+        // Stats queries are answered by the core's task, which owns what they ask about.
+        let (stats_tx, stats_rx) = mpsc::channel::<zenoh::query::Query>(STATS_QUERY_BACKLOG);
+        let stats_queryable = session
+            .declare_queryable(stats_key(&edge))
+            .callback(move |query| {
+                if let Err(e) = stats_tx.try_send(query) {
+                    let query = e.into_inner();
+                    let _ = query.reply_err("the edge is busy; ask again").wait();
+                }
+            })
+            .await
+            .map_err(zerr)?;
+
         let (stop_tx, stop_rx) = oneshot::channel();
         let task = tokio::spawn(run_core(
             session.clone(),
             EdgeCore::new(config.core.clone()),
             clock,
-            rx,
-            stop_rx,
+            counters.clone(),
+            Inputs {
+                frames: rx,
+                stats_queries: stats_rx,
+                stop: stop_rx,
+            },
         ));
         tracing::info!("edge {edge} listening on {:?}", config.listen);
         Ok(Self {
             session,
             stop: Some(stop_tx),
             task,
-            dropped,
-            clock_queries,
+            counters,
             _subscriber: subscriber,
             _clock: queryable,
+            _stats: stats_queryable,
         })
     }
 
@@ -221,22 +360,41 @@ impl EdgeNode {
             let _ = stop.send(());
         }
         let mut stats = (&mut self.task).await.unwrap_or_default();
-        stats.frames_dropped = self.dropped.load(Ordering::Relaxed);
-        stats.clock_queries = self.clock_queries.load(Ordering::Relaxed);
+        self.counters.read_into(&mut stats);
         let _ = self.session.close().await;
         stats
     }
+}
+
+impl SharedCounters {
+    fn read_into(&self, stats: &mut EdgeRunStats) {
+        stats.frames_dropped = self.dropped.load(Ordering::Relaxed);
+        stats.clock_queries = self.clock_queries.load(Ordering::Relaxed);
+    }
+}
+
+/// What the core's task takes in.
+struct Inputs {
+    frames: mpsc::Receiver<Incoming>,
+    stats_queries: mpsc::Receiver<zenoh::query::Query>,
+    stop: oneshot::Receiver<()>,
 }
 
 async fn run_core(
     session: zenoh::Session,
     mut core: EdgeCore,
     clock: EdgeClock,
-    mut rx: mpsc::Receiver<Incoming>,
-    mut stop: oneshot::Receiver<()>,
+    counters: SharedCounters,
+    inputs: Inputs,
 ) -> EdgeRunStats {
+    let Inputs {
+        frames: mut rx,
+        stats_queries: mut queries,
+        mut stop,
+    } = inputs;
     let edge = core.config().edge_id.clone();
     let mut stats = EdgeRunStats::default();
+    let mut stages = StageTimer::default();
     let mut publishers: HashMap<VehicleId, zenoh::pubsub::Publisher<'static>> = HashMap::new();
     let map_publisher = session.declare_publisher(keys::map(&edge)).await.ok();
     // The latest map, for late joiners that query the map key instead of waiting for the next
@@ -267,11 +425,11 @@ async fn run_core(
     loop {
         tokio::select! {
             // Stop first, then the tick (so a steady stream of frames cannot starve the map and
-            // the ageing of tracks), then frames.
+            // the ageing of tracks), then stats queries, then frames.
             biased;
             _ = &mut stop => break,
             _ = tick.tick() => {
-                core.handle_tick(clock());
+                core.handle_tick_probed(clock(), &mut stages);
                 let (sent, failed) = publish_alerts(&session, &edge, &mut core, &mut publishers).await;
                 stats.alerts_published += sent;
                 stats.alerts_failed += failed;
@@ -286,10 +444,22 @@ async fn run_core(
                     }
                 }
             }
+            Some(query) = queries.recv() => {
+                stats.core = core.stats().clone();
+                stats.stage_us = stages.times().clone();
+                counters.read_into(&mut stats);
+                let json = serde_json::to_vec(&stats.reply(&edge, clock()))
+                    .expect("the stats serialise");
+                if let Err(e) = query.reply(query.key_expr().clone(), json).await {
+                    tracing::debug!("stats reply failed: {e}");
+                }
+            }
             incoming = rx.recv() => {
                 let Some(incoming) = incoming else { break };
                 let started = Instant::now();
-                if let Err(e) = core.handle_frame(clock(), incoming.vehicle, &incoming.bytes) {
+                let outcome =
+                    core.handle_frame_probed(clock(), incoming.vehicle, &incoming.bytes, &mut stages);
+                if let Err(e) = outcome {
                     tracing::debug!("rejected a frame from {}: {e}", incoming.vehicle);
                 }
                 let (sent, failed) = publish_alerts(&session, &edge, &mut core, &mut publishers).await;
@@ -300,6 +470,7 @@ async fn run_core(
         }
     }
     stats.core = core.stats().clone();
+    stats.stage_us = stages.times().clone();
     stats
 }
 
@@ -341,4 +512,93 @@ async fn publish_alerts(
         }
     }
     (sent, failed)
+}
+
+/// A client of one edge's public keys: its stats ([`stats_key`]) and its situation map. It
+/// publishes nothing. The simulator's live mode reads the edge through one, as a dashboard
+/// would; it needs a client certificate from the edge's CA.
+pub struct EdgeMonitor {
+    session: zenoh::Session,
+    edge: String,
+    maps: Option<zenoh::pubsub::Subscriber<()>>,
+}
+
+impl EdgeMonitor {
+    pub async fn connect(
+        endpoint: &str,
+        edge_id: &str,
+        tls: &CertFiles,
+    ) -> Result<Self, EdgeNetError> {
+        let session = zenoh::open(client_config(endpoint, tls)?)
+            .await
+            .map_err(|e| EdgeNetError::Connect {
+                endpoint: endpoint.to_string(),
+                detail: e.to_string(),
+            })?;
+        Ok(Self {
+            session,
+            edge: edge_id.to_string(),
+            maps: None,
+        })
+    }
+
+    /// The edge's statistics now, or an error if no answer came within `timeout`.
+    pub async fn stats(&self, timeout: Duration) -> Result<EdgeStatsReply, EdgeNetError> {
+        let key = stats_key(&self.edge);
+        let replies = self
+            .session
+            .get(&key)
+            .timeout(timeout)
+            .await
+            .map_err(zerr)?;
+        let reply = replies
+            .recv_async()
+            .await
+            .map_err(|_| EdgeNetError::NoAnswer { key: key.clone() })?;
+        let bad = |detail: String| EdgeNetError::BadReply {
+            key: key.clone(),
+            detail,
+        };
+        let sample = reply.result().map_err(|e| {
+            bad(e
+                .payload()
+                .try_to_string()
+                .map(|s| s.into_owned())
+                .unwrap_or_else(|_| "an error reply".into()))
+        })?;
+        serde_json::from_slice(&sample.payload().to_bytes()).map_err(|e| bad(e.to_string()))
+    }
+
+    /// Every situation map the edge publishes from now on, decoded (undecodable ones are
+    /// logged and skipped). The channel is unbounded: the receiver has to keep up with
+    /// 10 maps a second. It closes when the monitor closes; a second call replaces the first
+    /// subscription.
+    pub async fn subscribe_maps(
+        &mut self,
+    ) -> Result<mpsc::UnboundedReceiver<SituationMap>, EdgeNetError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let subscriber = self
+            .session
+            .declare_subscriber(keys::map(&self.edge))
+            .callback(
+                move |sample| match SituationMap::decode(&sample.payload().to_bytes()) {
+                    Ok(map) => {
+                        let _ = tx.send(map);
+                    }
+                    Err(e) => tracing::warn!("an undecodable map on {}: {e}", sample.key_expr()),
+                },
+            )
+            .await
+            .map_err(zerr)?;
+        self.maps = Some(subscriber);
+        Ok(rx)
+    }
+
+    /// Ends the subscription (its channel closes) and the session.
+    pub async fn close(mut self) {
+        if let Some(maps) = self.maps.take() {
+            let _ = maps.undeclare().await;
+        }
+        let _ = self.session.close().await;
+    }
 }

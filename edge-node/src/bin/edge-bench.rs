@@ -10,11 +10,14 @@
 //! the edge driver's queue capacity; frames that would find the queue full are dropped.
 //! `frames_rejected` counts frames the core refused (none, for this generator).
 //!
+//! `stage_us` breaks the core's time down by pipeline stage (`edge_node::core::Stage`), timed
+//! by a `StageTimer` probe; `--no-stages` runs without the probe, to measure what it costs.
+//!
 //! `cargo run --release -p edge-node --bin edge-bench -- --vehicles 200 --seconds 20`
 
 use clap::Parser;
-use edge_node::core::{EdgeConfig, EdgeCore};
-use edge_node::histogram::Histogram;
+use edge_node::core::{EdgeConfig, EdgeCore, NoProbe, Stage, StageProbe};
+use edge_node::histogram::{Histogram, StageFigures, StageTimer};
 use edge_node::rng::Rng;
 use nalgebra::{Vector2, Vector3};
 use protocol::{
@@ -38,6 +41,9 @@ struct Args {
     /// Capacity of the edge driver's frame queue (`EdgeNetConfig::queue_capacity`).
     #[arg(long, default_value_t = 100_000)]
     queue_capacity: usize,
+    /// Run the core without the stage probe (no per-stage figures), to measure its cost.
+    #[arg(long)]
+    no_stages: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -96,6 +102,9 @@ struct Summary {
     per_frame_us: Quantiles,
     frames_per_s_per_core: f64,
     peak_rss_mb: f64,
+    /// Per stage: p50 and p99 per pass in µs and the share of the core's time; empty with
+    /// `--no-stages`.
+    stage_us: std::collections::BTreeMap<String, StageFigures>,
 }
 
 #[derive(serde::Serialize)]
@@ -129,6 +138,12 @@ fn main() {
     let n = args.vehicles;
 
     let mut per_frame = Histogram::default();
+    let mut stages = StageTimer::default();
+    let probe: &mut dyn StageProbe = if args.no_stages {
+        &mut NoProbe
+    } else {
+        &mut stages
+    };
     let (mut frames, mut rejected, mut alerts) = (0u64, 0u64, 0u64);
     let mut busy_us = 0.0;
     // The real-time replay: when the one core would be free, and when queued frames finish.
@@ -210,7 +225,8 @@ fn main() {
             };
             let bytes = frame.encode().expect("encodes");
             let started = Instant::now();
-            let result = core.handle_frame(capture + 3_000, VehicleId(v as u32 + 1), &bytes);
+            let result =
+                core.handle_frame_probed(capture + 3_000, VehicleId(v as u32 + 1), &bytes, probe);
             while core.poll_alert().is_some() {
                 alerts += 1;
             }
@@ -231,7 +247,7 @@ fn main() {
             rejected += result.is_err() as u64;
         }
         let started = Instant::now();
-        core.handle_tick(t0 + (step as i64 + 1) * 100_000);
+        core.handle_tick_probed(t0 + (step as i64 + 1) * 100_000, probe);
         while core.poll_alert().is_some() {
             alerts += 1;
         }
@@ -245,6 +261,18 @@ fn main() {
         core.tracks().len(),
         core.stats().frames_rejected
     );
+    let stage_us = stages.times().figures();
+    for stage in Stage::ALL {
+        if let Some(f) = stage_us.get(stage.name()) {
+            eprintln!(
+                "  {:<17} p50 {:>8.2} us  p99 {:>8.2} us  {:>5.1} % of the core's time",
+                stage.name(),
+                f.p50,
+                f.p99,
+                f.share * 100.0
+            );
+        }
+    }
     let summary = Summary {
         vehicles: n,
         frames,
@@ -257,6 +285,7 @@ fn main() {
         },
         frames_per_s_per_core: frames as f64 / (busy_us * 1e-6),
         peak_rss_mb: peak_rss_mb(),
+        stage_us,
     };
     println!("{}", serde_json::to_string(&summary).expect("serialises"));
 }

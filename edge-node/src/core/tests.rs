@@ -400,3 +400,156 @@ fn same_inputs_give_the_same_alerts() {
     assert!(!a.is_empty());
     assert_eq!(a, b);
 }
+
+/// What a probe is told: `Some(stage)` for `enter`, `None` for `finish`.
+#[derive(Default)]
+struct Recorder {
+    events: Vec<Option<Stage>>,
+}
+
+impl Recorder {
+    fn take(&mut self) -> Vec<Option<Stage>> {
+        std::mem::take(&mut self.events)
+    }
+}
+
+impl StageProbe for Recorder {
+    fn enter(&mut self, stage: Stage) {
+        self.events.push(Some(stage));
+    }
+    fn finish(&mut self) {
+        self.events.push(None);
+    }
+}
+
+#[test]
+fn stages_are_listed_in_pipeline_order_with_distinct_names() {
+    let names: BTreeSet<&str> = Stage::ALL.iter().map(|s| s.name()).collect();
+    assert_eq!(names.len(), Stage::ALL.len());
+    for (i, s) in Stage::ALL.iter().enumerate() {
+        assert_eq!(s.index(), i);
+    }
+}
+
+#[test]
+fn the_probe_sees_every_stage_of_a_frame_and_of_a_tick_in_order() {
+    let mut core = core();
+    let mut probe = Recorder::default();
+    let a = Body {
+        pos: [0.0, 0.0],
+        vel: [5.0, 0.0],
+    };
+    let walker = Body {
+        pos: [5.0, 5.0],
+        vel: [0.0, 1.0],
+    };
+    let good = frame(1, 0, 0.0, a, &[(1, ObjectClass::Pedestrian, walker)]);
+    core.handle_frame_probed(now(0.0), VehicleId(1), &good, &mut probe)
+        .unwrap();
+    let frame_stages: Vec<Option<Stage>> = Stage::ALL[..7]
+        .iter()
+        .copied()
+        .map(Some)
+        .chain([None])
+        .collect();
+    assert_eq!(probe.take(), frame_stages);
+
+    // A rejected frame stops at the stage that refused it, and the pass still finishes.
+    core.handle_frame_probed(now(0.0), VehicleId(1), &good, &mut probe)
+        .unwrap_err();
+    assert_eq!(
+        probe.take(),
+        [Some(Stage::Decode), Some(Stage::Validate), None]
+    );
+    core.handle_frame_probed(now(0.0), VehicleId(1), &[], &mut probe)
+        .unwrap_err();
+    assert_eq!(probe.take(), [Some(Stage::Decode), None]);
+
+    core.handle_tick_probed(now(0.1), &mut probe);
+    assert_eq!(
+        probe.take(),
+        [
+            Some(Stage::TickExpire),
+            Some(Stage::TickMerge),
+            Some(Stage::TickMap),
+            None
+        ]
+    );
+}
+
+/// Everything the core puts out for the crossing and parallel cars, with an unconnected
+/// pedestrian that two of them see, for 5 s: alerts, maps and counters.
+fn crossing_outputs(probe: &mut dyn StageProbe) -> (Vec<Alert>, Vec<SituationMap>, EdgeStats) {
+    let cars = [
+        (1, [-40.0, 0.0], [10.0, 0.0]),
+        (2, [0.0, -40.0], [0.0, 10.0]),
+        (3, [-60.0, 100.0], [12.0, 0.0]),
+        (4, [-60.0, 103.5], [12.0, 0.0]),
+    ]
+    .map(|(id, pos, vel)| (id, Body { pos, vel }));
+    let walker = Body {
+        pos: [-30.0, 95.0],
+        vel: [1.0, 0.0],
+    };
+    let mut core = core();
+    let (mut alerts, mut maps) = (Vec::new(), Vec::new());
+    for step in 0..50u32 {
+        let t = step as f64 / 10.0;
+        for (i, (id, b)) in cars.iter().enumerate() {
+            let t = t + i as f64 * 0.02;
+            let seen: Vec<(u16, ObjectClass, Body)> = match id {
+                3 => vec![
+                    (1, ObjectClass::Car, cars[3].1.at(t)),
+                    (2, ObjectClass::Pedestrian, walker.at(t)),
+                ],
+                4 => vec![(7, ObjectClass::Pedestrian, walker.at(t))],
+                _ => vec![],
+            };
+            let bytes = frame(*id, step, t, b.at(t), &seen);
+            core.handle_frame_probed(now(t), VehicleId(*id), &bytes, probe)
+                .unwrap();
+            alerts.extend(drain(&mut core));
+        }
+        core.handle_tick_probed(now(t + 0.09), probe);
+        alerts.extend(drain(&mut core));
+        maps.extend(core.poll_map());
+    }
+    (alerts, maps, core.stats().clone())
+}
+
+#[test]
+fn the_outputs_do_not_depend_on_the_probe() {
+    let plain = crossing_outputs(&mut NoProbe);
+    let mut probe = Recorder::default();
+    let probed = crossing_outputs(&mut probe);
+    assert!(plain.0.iter().any(|a| a.kind == AlertKind::Raise));
+    assert_eq!(plain.1.len(), 50);
+    assert_eq!(plain, probed);
+    // 200 frames through seven stages and 50 ticks through three, each pass finished.
+    let finishes = probe.events.iter().filter(|e| e.is_none()).count();
+    assert_eq!(finishes, 250);
+    assert_eq!(probe.events.len(), 200 * 8 + 50 * 4);
+}
+
+#[test]
+fn a_timer_that_fires_a_little_early_or_late_still_gets_a_map_every_tick() {
+    let mut core = core();
+    // Ticks 97 to 103 ms apart, as a real timer's; 100 ticks make 100 maps.
+    let mut t_us = T0;
+    let mut maps = 0;
+    for k in 0..100 {
+        core.handle_tick(t_us);
+        maps += core.poll_map().is_some() as u32;
+        t_us += 100_000 + [-3_000, 2_000, -1_000, 3_000][k % 4];
+    }
+    assert_eq!(maps, 100);
+    // Ticks twice as often still give 10 Hz.
+    let mut core = self::core();
+    let maps = (0..100)
+        .filter(|k| {
+            core.handle_tick(T0 + k * 50_000);
+            core.poll_map().is_some()
+        })
+        .count();
+    assert_eq!(maps, 50);
+}
