@@ -12,28 +12,30 @@
 //!
 //! Virtual time is edge time: `EPOCH_US` plus microseconds since the start of the run. Each
 //! vehicle's clock is edge time plus a seeded offset, which its clock sync has to absorb. The
-//! edge's processing takes no virtual time; its wall-clock cost is measured and written to
-//! `timing.json`, never to `report.json` (whose `edge_processing_us` is 0 in fast mode), so that
-//! `report.json` and `alerts.ndjson` depend on the seed alone.
+//! edge's processing takes no virtual time; its wall-clock cost, in all and per pipeline stage
+//! (a `StageTimer` as the core's probe), is measured and written to `timing.json`, never to
+//! `report.json` (whose `edge_processing_us` is 0 and `edge_stage_us` `null` in fast mode), so
+//! that `report.json` and `alerts.ndjson` depend on the seed alone.
 //!
 //! This module deliberately has no network impairments beyond a fixed one-way latency yet
 //! (jitter, loss and clock drift come with the impairment models), and it does not thread:
 //! determinism first.
 
-use crate::live::{alert_event, edge_config, vehicle_id};
+use crate::live::{alert_event, edge_config, track_boxes, vehicle_id};
 use crate::perception::{perceive_among, Geo, SensorModel};
-use crate::report::{Measured, Report};
+use crate::report::{Measured, Report, TrackBox};
 use crate::rng::Rng;
 use crate::score::{quantile, score, true_conflicts, AlertEvent, Score};
 use crate::world::Scenario;
 use anyhow::{bail, Context};
 use edge_node::core::EdgeCore;
 use edge_node::geometry::V2;
+use edge_node::histogram::{StageFigures, StageTimer};
 use edge_node::quality::FusionMeter;
 use protocol::{ClockReply, ClockRequest, EnuFrame, Geodetic, Message};
 use serde::Serialize;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::path::PathBuf;
 use std::time::Instant;
 use vehicle_agent::AgentCore;
@@ -106,6 +108,9 @@ pub struct FastOptions {
     pub clock_sync_period_us: i64,
     /// How long after the end of the scenario messages in flight may still arrive, µs.
     pub drain_us: i64,
+    /// Keep the edge's tracks of the first tick at or after this instant (run seconds) in
+    /// [`FastResult::snapshot_tracks`].
+    pub snapshot_at_s: Option<f64>,
 }
 
 impl FastOptions {
@@ -122,6 +127,7 @@ impl FastOptions {
             clock_burst: 8,
             clock_sync_period_us: 1_000_000,
             drain_us: 300_000,
+            snapshot_at_s: None,
         }
     }
 }
@@ -140,6 +146,9 @@ pub struct Timing {
     /// Wall time of each `EdgeCore::handle_frame` call, µs.
     pub edge_processing_us: TimingQuantiles,
     pub wall_breakdown_s: WallBreakdown,
+    /// The edge's wall time per pipeline stage, as `report.json`'s `edge_stage_us` in live
+    /// mode: p50 and p99 per pass in µs, and the share of the core's time.
+    pub edge_stage_us: BTreeMap<String, StageFigures>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -167,6 +176,10 @@ pub struct FastResult {
     pub score: Score,
     pub alerts: Vec<AlertEvent>,
     pub timing: Timing,
+    /// The edge's situation map at the first tick at or after
+    /// [`FastOptions::snapshot_at_s`], in the scenario's frame; `None` when not asked for or
+    /// after the end of the run.
+    pub snapshot_tracks: Option<Vec<TrackBox>>,
 }
 
 #[derive(Debug)]
@@ -441,6 +454,9 @@ pub fn run_fast(scenario: &Scenario, opts: &FastOptions) -> anyhow::Result<FastR
     let mut alerts = Vec::new();
     let mut processing_us = Vec::new();
     let mut fusion = FusionMeter::new(seconds(period));
+    let mut stages = StageTimer::default();
+    let snapshot_at_us = opts.snapshot_at_s.map(run_us);
+    let mut snapshot_tracks = None;
     let mut refused = 0u64;
     let mut undeliverable = 0u64;
 
@@ -448,9 +464,13 @@ pub fn run_fast(scenario: &Scenario, opts: &FastOptions) -> anyhow::Result<FastR
         match event {
             Event::Tick => {
                 let started = Instant::now();
-                edge.handle_tick(EPOCH_US + t_us);
-                let _ = edge.poll_map();
+                edge.handle_tick_probed(EPOCH_US + t_us, &mut stages);
+                let map = edge.poll_map();
                 wall.edge_ticks += started.elapsed().as_secs_f64();
+                if snapshot_tracks.is_none() && snapshot_at_us.is_some_and(|at| t_us >= at) {
+                    let map = map.unwrap_or_else(|| edge.situation_map(EPOCH_US + t_us));
+                    snapshot_tracks = Some(track_boxes(&map, &geo));
+                }
                 let started = Instant::now();
                 sample_fusion(&mut fusion, scenario, &edge, &opts.sensor, t_us);
                 wall.scoring += started.elapsed().as_secs_f64();
@@ -578,7 +598,7 @@ pub fn run_fast(scenario: &Scenario, opts: &FastOptions) -> anyhow::Result<FastR
             Event::FrameAtEdge { agent, bytes } => {
                 let key = vehicle_id(agents[agent].actor);
                 let started = Instant::now();
-                let outcome = edge.handle_frame(EPOCH_US + t_us, key, &bytes);
+                let outcome = edge.handle_frame_probed(EPOCH_US + t_us, key, &bytes, &mut stages);
                 let took = started.elapsed().as_secs_f64();
                 wall.edge_frames += took;
                 processing_us.push(took * 1e6);
@@ -664,6 +684,7 @@ pub fn run_fast(scenario: &Scenario, opts: &FastOptions) -> anyhow::Result<FastR
             },
         },
         wall_breakdown_s: wall,
+        edge_stage_us: stages.times().figures(),
     };
     if let Some(out) = &opts.out {
         report.write(out, &alerts).context("writing the report")?;
@@ -675,6 +696,7 @@ pub fn run_fast(scenario: &Scenario, opts: &FastOptions) -> anyhow::Result<FastR
         score,
         alerts,
         timing,
+        snapshot_tracks,
     })
 }
 
@@ -687,20 +709,32 @@ fn record_detections(
     t_s: f64,
     p: &vehicle_agent::Perception,
 ) {
+    for (reported, truth) in detections_vs_truth(scenario, geo, t_s, p) {
+        fusion.detection(observer, reported, truth);
+    }
+}
+
+/// Where a perception puts each real road user it reports, against where that road user is,
+/// in the scenario's frame. False detections are left out.
+pub(crate) fn detections_vs_truth(
+    scenario: &Scenario,
+    geo: &Geo,
+    t_s: f64,
+    p: &vehicle_agent::Perception,
+) -> Vec<(V2, V2)> {
     let reported = Geodetic::new(p.ego.lat_deg, p.ego.lon_deg, 0.0);
     let sender = EnuFrame::new(reported);
     let ego = geo.to_local(&reported);
-    for o in &p.objects {
-        // Real road users have ids 1000 + their index; false detections are far above.
-        let Some(i) = o.id.checked_sub(1000).map(|i| i as usize) else {
-            continue;
-        };
-        let Some(truth) = scenario.actors.get(i).and_then(|a| a.state(t_s)) else {
-            continue;
-        };
-        let offset = V2::from(geo.frame.rotate_from(&sender, o.object.offset_m));
-        fusion.detection(observer, ego + offset, truth.pos);
-    }
+    p.objects
+        .iter()
+        .filter_map(|o| {
+            // Real road users have ids 1000 + their index; false detections are far above.
+            let i = o.id.checked_sub(1000)? as usize;
+            let truth = scenario.actors.get(i)?.state(t_s)?;
+            let offset = V2::from(geo.frame.rotate_from(&sender, o.object.offset_m));
+            Some((ego + offset, truth.pos))
+        })
+        .collect()
 }
 
 /// One fusion sample: the edge's confirmed tracks against the road users that some connected
@@ -712,7 +746,22 @@ fn sample_fusion(
     sensor: &SensorModel,
     t_us: i64,
 ) {
-    let t_s = seconds(t_us);
+    let truth = fusion_truth(scenario, sensor, seconds(t_us));
+    let tracks: Vec<(u32, V2)> = edge
+        .tracks()
+        .confirmed()
+        .map(|t| (t.id, t.mover_at(EPOCH_US + t_us).center))
+        .collect();
+    fusion.sample(&truth, &tracks);
+}
+
+/// The road users a fusion sample at `t_s` scores: every connected one, and every other one
+/// within sensor range of a connected one; (actor index, true position).
+pub(crate) fn fusion_truth(
+    scenario: &Scenario,
+    sensor: &SensorModel,
+    t_s: f64,
+) -> Vec<(usize, V2)> {
     let present: Vec<(usize, V2, bool)> = scenario
         .actors
         .iter()
@@ -720,19 +769,13 @@ fn sample_fusion(
         .filter_map(|(i, a)| Some((i, a.state(t_s)?.pos, a.connected)))
         .collect();
     let observers: Vec<V2> = present.iter().filter(|p| p.2).map(|p| p.1).collect();
-    let truth: Vec<(usize, V2)> = present
+    present
         .iter()
         .filter(|(_, pos, connected)| {
             *connected || observers.iter().any(|o| (o - pos).norm() <= sensor.range_m)
         })
         .map(|(i, pos, _)| (*i, *pos))
-        .collect();
-    let tracks: Vec<(u32, V2)> = edge
-        .tracks()
-        .confirmed()
-        .map(|t| (t.id, t.mover_at(EPOCH_US + t_us).center))
-        .collect();
-    fusion.sample(&truth, &tracks);
+        .collect()
 }
 
 /// How long an agent waits for a clock reply before it carries on, as the live agent does.

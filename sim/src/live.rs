@@ -1,20 +1,30 @@
 //! Live mode: a real edge node and one real agent per connected vehicle, each with its own
 //! zenoh session over QUIC with mutual TLS on loopback, in real time.
+//!
+//! The runner reads the edge as an outsider would, through an [`EdgeMonitor`] (its own client
+//! session): the counters and per-stage timings of the report come from the edge's stats key,
+//! and the fusion figures from its situation maps, each sampled against ground truth at the
+//! map's own time. Only shutting the edge down uses the in-process handle.
 
+use crate::fast::{detections_vs_truth, fusion_truth};
 use crate::perception::{perceive, Geo, SensorModel};
-use crate::report::{Measured, Report};
+use crate::report::{Measured, Report, TrackBox};
 use crate::rng::Rng;
 use crate::score::{score, true_conflicts, AlertEvent, Score};
 use crate::world::Scenario;
 use anyhow::{bail, Context};
 use edge_node::core::EdgeConfig;
-use edge_node::net::{EdgeNetConfig, EdgeNode};
+use edge_node::geometry::V2;
+use edge_node::net::{EdgeMonitor, EdgeNetConfig, EdgeNode, EdgeStatsReply};
 use edge_node::pki::Pki;
-use protocol::{AlertKind, Geodetic, VehicleId};
+use edge_node::quality::FusionMeter;
+use nalgebra::Vector3;
+use protocol::units::yaw_from_u8;
+use protocol::{AlertKind, EnuFrame, Geodetic, SituationMap, VehicleId};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use vehicle_agent::{Agent, AgentNetConfig, LocalClock, ReceivedAlert, TlsFiles};
 
 #[derive(Debug, Clone)]
@@ -27,6 +37,9 @@ pub struct LiveOptions {
     /// Each vehicle's clock is offset from the edge's by a draw in +-this, µs; the agents'
     /// clock sync has to absorb it.
     pub max_clock_offset_us: i64,
+    /// Keep the edge's map message nearest to this instant (run seconds) in
+    /// [`RunResult::snapshot_tracks`].
+    pub snapshot_at_s: Option<f64>,
 }
 
 impl LiveOptions {
@@ -37,6 +50,7 @@ impl LiveOptions {
             sensor: SensorModel::default(),
             edge_id: "demo".into(),
             max_clock_offset_us: 50_000,
+            snapshot_at_s: None,
         }
     }
 }
@@ -45,7 +59,17 @@ pub struct RunResult {
     pub report: Report,
     pub score: Score,
     pub alerts: Vec<AlertEvent>,
+    /// The tracks of the edge's map message nearest to [`LiveOptions::snapshot_at_s`], in the
+    /// scenario's frame; `None` when not asked for or when no map came.
+    pub snapshot_tracks: Option<Vec<TrackBox>>,
 }
+
+/// How long the runner waits after the last perception for alerts and maps in flight.
+const DRAIN: Duration = Duration::from_millis(300);
+
+/// The simulator's monitor session presents the certificate of vehicle 0, an id no actor has
+/// (actors are numbered from 1): the embedded CA issues vehicle and edge certificates only.
+const MONITOR_VEHICLE: VehicleId = VehicleId(0);
 
 fn system_us() -> i64 {
     edge_node::net::system_clock()()
@@ -73,6 +97,14 @@ pub async fn run_live(scenario: &Scenario, opts: &LiveOptions) -> anyhow::Result
     ))
     .await
     .context("starting the edge node")?;
+    let monitor_tls = pki.vehicle(MONITOR_VEHICLE)?;
+    let mut monitor = EdgeMonitor::connect(&endpoint, &opts.edge_id, &monitor_tls)
+        .await
+        .context("connecting the simulator's monitor session to the edge")?;
+    let maps = monitor
+        .subscribe_maps()
+        .await
+        .context("subscribing to the edge's map")?;
 
     // Connect every connected actor's agent, each with its own clock offset.
     let rng = Rng::new(opts.seed);
@@ -110,6 +142,20 @@ pub async fn run_live(scenario: &Scenario, opts: &LiveOptions) -> anyhow::Result
     let geo = Arc::new(Geo::new(scenario.origin));
     let start_us = system_us();
     let scenario_arc = Arc::new(scenario.clone());
+    let (stop_maps, stop_rx) = oneshot::channel();
+    let map_sampler = tokio::spawn(sample_maps(
+        maps,
+        stop_rx,
+        MapSampling {
+            scenario: scenario_arc.clone(),
+            geo: geo.clone(),
+            sensor: opts.sensor,
+            start_us,
+            until_s: scenario.duration_s + DRAIN.as_secs_f64(),
+            period_s: edge_config(scenario, &opts.edge_id).map_period_us as f64 * 1e-6,
+            snapshot_at_s: opts.snapshot_at_s,
+        },
+    ));
     let mut drivers = Vec::new();
     let n = agents.len().max(1) as u64;
     for (k, (i, agent)) in agents.iter().enumerate() {
@@ -120,6 +166,7 @@ pub async fn run_live(scenario: &Scenario, opts: &LiveOptions) -> anyhow::Result
         drivers.push(tokio::spawn(async move {
             let mut step = 0u64;
             let mut refused = 0u64;
+            let mut detections: Vec<(V2, V2)> = Vec::new();
             loop {
                 let due_us = start_us + (phase_us + step * 100_000) as i64;
                 let wait = due_us - system_us();
@@ -132,6 +179,7 @@ pub async fn run_live(scenario: &Scenario, opts: &LiveOptions) -> anyhow::Result
                 }
                 // A traced vehicle outside its trace is not on the road: no perception.
                 if let Some(p) = perceive(&scenario, &geo, &sensor, i, t_s, &mut rng) {
+                    detections.extend(detections_vs_truth(&scenario, &geo, t_s, &p));
                     if let Err(e) = agent.push(&p).await {
                         refused += 1;
                         tracing::warn!("{}: {e}", scenario.actors[i].id);
@@ -139,15 +187,18 @@ pub async fn run_live(scenario: &Scenario, opts: &LiveOptions) -> anyhow::Result
                 }
                 step += 1;
             }
-            refused
+            (i, refused, detections)
         }));
     }
     let mut refused = 0;
+    let mut detections = Vec::new();
     for d in drivers {
-        refused += d.await.context("a vehicle driver panicked")?;
+        let (i, r, seen) = d.await.context("a vehicle driver panicked")?;
+        refused += r;
+        detections.push((i, seen));
     }
-    // Let the last alerts arrive.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Let the last alerts and maps arrive.
+    tokio::time::sleep(DRAIN).await;
 
     let mut measured = Measured::default();
     for (_, agent) in &agents {
@@ -161,25 +212,45 @@ pub async fn run_live(scenario: &Scenario, opts: &LiveOptions) -> anyhow::Result
             agent.close().await;
         }
     }
-    let edge_stats = edge.shutdown().await;
-    measured.frames_received = edge_stats.core.frames_received;
-    measured.frames_rejected = edge_stats.core.frames_rejected_total();
-    measured.rejected_by_reason = edge_stats
-        .core
+    // Every frame has been handled by now: the agents are closed and the core's task answers
+    // a stats query only between two frames.
+    let edge_stats = query_stats(&monitor).await;
+    let _ = stop_maps.send(());
+    let sampled = map_sampler.await.context("the map sampler panicked");
+    monitor.close().await;
+    edge.shutdown().await;
+    let edge_stats = edge_stats?;
+    let (mut fusion, snapshot_tracks) = sampled?;
+    for (i, seen) in detections {
+        for (reported, truth) in seen {
+            fusion.detection(i, reported, truth);
+        }
+    }
+    let fusion = fusion.report();
+    if fusion.object_seconds > 0.0 {
+        measured.fusion = Some(fusion);
+    } else {
+        tracing::warn!("no situation map of the edge came during the run: no fusion figures");
+    }
+    let core = &edge_stats.frames;
+    measured.frames_received = core.frames_received;
+    measured.frames_rejected = core.frames_rejected_total();
+    measured.rejected_by_reason = core
         .frames_rejected
         .iter()
         .map(|(k, v)| (k.to_string(), *v))
         .collect();
-    measured.processing_p50_us = edge_stats.processing_us.quantile(0.5);
-    measured.processing_p99_us = edge_stats.processing_us.quantile(0.99);
+    measured.processing_p50_us = edge_stats.processing_us.p50;
+    measured.processing_p99_us = edge_stats.processing_us.p99;
+    measured.stage_us = Some(edge_stats.stage_us.clone());
     if refused > 0 {
         bail!("{refused} perception cycles were refused by the agents");
     }
     if edge_stats.frames_dropped > 0 {
         tracing::warn!("the edge dropped {} frames", edge_stats.frames_dropped);
     }
-    if !edge_stats.core.frames_rejected.is_empty() {
-        tracing::warn!("frames rejected: {:?}", edge_stats.core.frames_rejected);
+    if !core.frames_rejected.is_empty() {
+        tracing::warn!("frames rejected: {:?}", core.frames_rejected);
     }
 
     let mut alerts = Vec::new();
@@ -196,7 +267,111 @@ pub async fn run_live(scenario: &Scenario, opts: &LiveOptions) -> anyhow::Result
         report,
         score,
         alerts,
+        snapshot_tracks,
     })
+}
+
+/// The edge's statistics through its stats key; a few tries, since a query that finds the
+/// core's task busy is answered with an error.
+async fn query_stats(monitor: &EdgeMonitor) -> anyhow::Result<EdgeStatsReply> {
+    let mut last = None;
+    for _ in 0..3 {
+        match monitor.stats(Duration::from_secs(2)).await {
+            Ok(stats) => return Ok(stats),
+            Err(e) => {
+                tracing::debug!("stats query: {e}");
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.expect("three tries")).context("reading the edge's statistics from its stats key")
+}
+
+/// What [`sample_maps`] needs to score a map against ground truth.
+struct MapSampling {
+    scenario: Arc<Scenario>,
+    geo: Arc<Geo>,
+    sensor: SensorModel,
+    /// Edge time of the run's 0 s, µs.
+    start_us: i64,
+    /// Maps later than this (run seconds) are not sampled.
+    until_s: f64,
+    /// The map period, for the meter's per-minute figures.
+    period_s: f64,
+    snapshot_at_s: Option<f64>,
+}
+
+/// Samples every situation map the edge publishes against the ground truth at the map's own
+/// time (the edge's clock is the system clock that `start_us` was read from), and keeps the
+/// map nearest to the snapshot instant. Ends when told to, after the maps already received.
+async fn sample_maps(
+    mut maps: mpsc::UnboundedReceiver<SituationMap>,
+    mut stop: oneshot::Receiver<()>,
+    s: MapSampling,
+) -> (FusionMeter, Option<Vec<TrackBox>>) {
+    let mut fusion = FusionMeter::new(s.period_s);
+    let mut nearest: Option<(f64, SituationMap)> = None;
+    let mut handle = |map: SituationMap| {
+        let t_s = (map.time_us - s.start_us) as f64 * 1e-6;
+        if (0.0..=s.until_s).contains(&t_s) {
+            let truth = fusion_truth(&s.scenario, &s.sensor, t_s);
+            let tracks: Vec<(u32, V2)> = track_boxes(&map, &s.geo)
+                .iter()
+                .map(|b| (b.id, b.center))
+                .collect();
+            fusion.sample(&truth, &tracks);
+        }
+        if let Some(at) = s.snapshot_at_s {
+            let off = (t_s - at).abs();
+            if nearest.as_ref().is_none_or(|(best, _)| off < *best) {
+                nearest = Some((off, map));
+            }
+        }
+    };
+    loop {
+        tokio::select! {
+            biased;
+            map = maps.recv() => match map {
+                Some(map) => handle(map),
+                None => break,
+            },
+            _ = &mut stop => {
+                while let Ok(map) = maps.try_recv() {
+                    handle(map);
+                }
+                break;
+            }
+        }
+    }
+    let snapshot = nearest.map(|(_, map)| track_boxes(&map, &s.geo));
+    (fusion, snapshot)
+}
+
+/// The tracks of a situation map as boxes in the scenario's frame. The map's offsets are East
+/// and North of the origin it names; they are converted through WGS84, so a map from an edge
+/// whose origin is not the scenario's comes out right too.
+pub fn track_boxes(map: &SituationMap, geo: &Geo) -> Vec<TrackBox> {
+    let frame = EnuFrame::new(map.origin.to_geodetic());
+    // The angle between the map's axes and the scenario's: zero when they share an origin.
+    let east = geo.frame.rotate_from(&frame, [1.0, 0.0]);
+    let axes_angle = east[1].atan2(east[0]);
+    map.tracks
+        .iter()
+        .map(|t| {
+            let offset = Vector3::new(
+                t.offset_cm[0] as f64 / 100.0,
+                t.offset_cm[1] as f64 / 100.0,
+                0.0,
+            );
+            TrackBox {
+                id: t.track_id,
+                center: geo.to_local(&frame.to_geodetic(&offset)),
+                yaw: yaw_from_u8(t.yaw) + axes_angle,
+                length: t.length_dm as f64 / 10.0,
+                width: t.width_dm as f64 / 10.0,
+            }
+        })
+        .collect()
 }
 
 /// The edge's configuration for a scenario: its origin is the scenario's, and its coverage
@@ -255,5 +430,49 @@ pub(crate) fn alert_event(
             (cp.y * 100.0).round() / 100.0,
         ],
         latency_ms: r.latency_us as f64 / 1000.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::units::yaw_to_u8;
+    use protocol::{MapTrack, ObjectClass};
+
+    #[test]
+    fn map_tracks_come_out_in_the_scenario_frame_whatever_the_edge_origin() {
+        let geo = Geo::new((48.137154, 11.576124));
+        // An edge 300 m east and 200 m north of the scenario's origin.
+        let edge_origin = geo.to_geodetic(V2::new(300.0, 200.0));
+        let edge_frame = EnuFrame::new(edge_origin.to_point().to_geodetic());
+        let truth = V2::new(10.0, -5.0);
+        let at_edge = edge_frame.to_enu(&geo.to_geodetic(truth));
+        let heading = 0.5;
+        let map = SituationMap {
+            edge: "e".into(),
+            time_us: 0,
+            origin: edge_origin.to_point(),
+            tracks: vec![MapTrack {
+                track_id: 7,
+                vehicle: None,
+                class: ObjectClass::Car,
+                offset_cm: [
+                    (at_edge.x * 100.0).round() as i32,
+                    (at_edge.y * 100.0).round() as i32,
+                ],
+                velocity_cms: [0, 0],
+                yaw: yaw_to_u8("yaw", heading).unwrap(),
+                length_dm: 45,
+                width_dm: 18,
+            }],
+        };
+        let boxes = track_boxes(&map, &geo);
+        assert_eq!(boxes.len(), 1);
+        let b = boxes[0];
+        assert_eq!(b.id, 7);
+        assert!((b.center - truth).norm() < 0.02, "{b:?}");
+        // The yaw code is 1/256 turn; the axes of the two frames differ by a few millidegrees.
+        assert!((b.yaw - heading).abs() < 0.013, "{b:?}");
+        assert_eq!((b.length, b.width), (4.5, 1.8));
     }
 }

@@ -2,6 +2,9 @@
 //! rename none.
 
 use crate::score::{quantile, AlertEvent, Score};
+use edge_node::core::Stage;
+use edge_node::geometry::V2;
+use edge_node::histogram::StageFigures;
 use edge_node::quality::FusionReport;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -52,9 +55,27 @@ pub struct Report {
     /// Frames the edge refused, by reason (`docs/protocol.md`, plus `duplicate`,
     /// `out_of_order`, `key_mismatch`).
     pub frames_rejected_by_reason: BTreeMap<String, u64>,
-    /// Fusion quality against ground truth (fast mode; `null` in live mode, where the edge's
-    /// tracks are not inspected).
+    /// Fusion quality against ground truth. Fast mode samples the edge's tracks at every
+    /// tick; live mode samples every situation map the edge publishes, at the map's own time.
     pub fusion: Option<FusionReport>,
+    /// The edge's time per pipeline stage, by stage name (`decode`, `validate`, `convert`,
+    /// `associate`, `merge_duplicates`, `conflicts`, `alerts`, `tick_expire`, `tick_merge`,
+    /// `tick_map`; see `edge_node::core::Stage`): `p50` and `p99` per pass through the stage
+    /// (one frame, or one tick) in µs, and `share`, the stage's part of the time spent in all
+    /// stages. Live mode only, read from the edge's stats key; `null` in fast mode, whose
+    /// wall-clock figures go to `timing.json` so that `report.json` depends on the seed alone.
+    pub edge_stage_us: Option<BTreeMap<String, StageFigures>>,
+}
+
+/// A track's footprint at one instant, in the scenario's ENU metres, for pictures.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrackBox {
+    pub id: u32,
+    pub center: V2,
+    /// Heading, radians counter-clockwise from East.
+    pub yaw: f64,
+    pub length: f64,
+    pub width: f64,
 }
 
 /// What a run measured, before it is summarised.
@@ -69,6 +90,7 @@ pub struct Measured {
     pub processing_p99_us: f64,
     pub rejected_by_reason: BTreeMap<String, u64>,
     pub fusion: Option<FusionReport>,
+    pub stage_us: Option<BTreeMap<String, StageFigures>>,
 }
 
 impl Report {
@@ -123,6 +145,7 @@ impl Report {
             },
             frames_rejected_by_reason: measured.rejected_by_reason.clone(),
             fusion: measured.fusion,
+            edge_stage_us: measured.stage_us.clone(),
         }
     }
 
@@ -184,6 +207,39 @@ impl Report {
             self.edge_processing_us.p50,
             self.edge_processing_us.p99
         );
+        if let Some(f) = &self.fusion {
+            s += &format!(
+                "\n  fusion: track RMSE {:.2} m (best single vehicle {:.2} m), {:.1} % duplicate tracks, {:.2} id switches per object-minute",
+                f.position_rmse_m,
+                f.best_single_observer_rmse_m,
+                f.duplicate_track_ratio * 100.0,
+                f.id_switches_per_object_min
+            );
+        }
+        if let Some(stages) = &self.edge_stage_us {
+            s += &format!("\n  edge stages{}", stage_line(stages));
+        }
         s
+    }
+}
+
+/// `: decode p50 1.1 us (1 %), ...` in pipeline order, or nothing when there are no figures.
+pub fn stage_line(stages: &BTreeMap<String, StageFigures>) -> String {
+    let parts: Vec<String> = Stage::ALL
+        .iter()
+        .filter_map(|s| {
+            let f = stages.get(s.name())?;
+            Some(format!(
+                "{} p50 {:.1} us ({:.0} %)",
+                s.name(),
+                f.p50,
+                f.share * 100.0
+            ))
+        })
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", parts.join(", "))
     }
 }

@@ -152,3 +152,60 @@ fn the_neighbour_grid_never_misses_an_actor_in_range() {
         }
     }
 }
+
+#[test]
+fn stage_timings_go_to_timing_json_and_report_json_keeps_null() {
+    let dir = scratch("stages");
+    let mut opts = FastOptions::new(1);
+    opts.out = Some(dir.clone());
+    let r = run_fast(&Scenario::demo(), &opts).expect("the run completes");
+    assert_eq!(r.report.edge_stage_us, None);
+    let stages = &r.timing.edge_stage_us;
+    let names: Vec<&str> = edge_node::core::Stage::ALL
+        .iter()
+        .map(|s| s.name())
+        .collect();
+    for name in &names {
+        assert!(stages.contains_key(*name), "{name} missing: {stages:?}");
+    }
+    let share: f64 = stages.values().map(|f| f.share).sum();
+    assert!((share - 1.0).abs() < 1e-9, "{stages:?}");
+    assert!(stages["associate"].p50 > 0.0);
+    let report = std::fs::read_to_string(dir.join("report.json")).expect("written");
+    assert!(report.contains("\"edge_stage_us\": null"), "{report}");
+    let timing = std::fs::read_to_string(dir.join("timing.json")).expect("written");
+    assert!(timing.contains("\"tick_map\""), "{timing}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn the_snapshot_holds_the_tracks_of_the_first_tick_at_or_after_the_instant() {
+    let scenario = Scenario::demo();
+    let mut opts = FastOptions::new(1);
+    opts.snapshot_at_s = Some(4.95);
+    let r = run_fast(&scenario, &opts).expect("the run completes");
+    let boxes = r.snapshot_tracks.expect("a snapshot");
+    // Ticks fall on whole tenths: the snapshot is that of 5.0 s. Every connected car has a box
+    // where it is, of its size and heading.
+    for a in scenario.actors.iter().filter(|a| a.connected) {
+        let Some(s) = a.state(5.0) else { continue };
+        let b = boxes
+            .iter()
+            .find(|b| (b.center - s.pos).norm() < 1.0)
+            .unwrap_or_else(|| panic!("no box at {} ({:?}): {boxes:#?}", a.id, s.pos));
+        assert!((b.length - a.length_m).abs() < 0.11 && (b.width - a.width_m).abs() < 0.11);
+        if s.speed > 1.0 {
+            let turn = (b.yaw - s.yaw).rem_euclid(std::f64::consts::TAU);
+            assert!(
+                turn.min(std::f64::consts::TAU - turn) < 0.05,
+                "{}: {b:?}",
+                a.id
+            );
+        }
+    }
+    opts.snapshot_at_s = None;
+    assert!(run_fast(&scenario, &opts)
+        .unwrap()
+        .snapshot_tracks
+        .is_none());
+}

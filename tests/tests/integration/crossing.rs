@@ -26,7 +26,9 @@ fn crossing_and_parallel() -> Scenario {
 async fn crossing_vehicles_are_warned_before_the_conflict_and_parallel_ones_are_not() {
     let scenario = crossing_and_parallel();
     let out = crate::scratch_dir("crossing");
-    let result = run_live(&scenario, &LiveOptions::new(out.clone(), 7))
+    let mut opts = LiveOptions::new(out.clone(), 7);
+    opts.snapshot_at_s = Some(2.0);
+    let result = run_live(&scenario, &opts)
         .await
         .expect("the live run completes");
 
@@ -57,6 +59,26 @@ async fn crossing_vehicles_are_warned_before_the_conflict_and_parallel_ones_are_
     assert_eq!(r.recall, 1.0);
     assert_eq!(r.frames_rejected, 0);
     assert!(r.frames_received >= 4 * 45, "{r:?}");
+    // The runner reads the edge as an outsider would: fusion from the maps it publishes,
+    // stage timings from its stats key.
+    let fusion = r.fusion.expect("fusion figures in live mode");
+    assert!(fusion.position_rmse_m < 1.0, "{fusion:?}");
+    assert!(fusion.object_seconds > 10.0, "{fusion:?}");
+    let stages = r
+        .edge_stage_us
+        .as_ref()
+        .expect("stage timings in live mode");
+    assert!(stages.contains_key("associate"), "{stages:?}");
+    // The map nearest to 2 s has the four cars where they were then.
+    let boxes = result.snapshot_tracks.as_ref().expect("a map snapshot");
+    for actor in &scenario.actors {
+        let at = actor.state(2.0).expect("present").pos;
+        assert!(
+            boxes.iter().any(|b| (b.center - at).norm() < 2.0),
+            "{} at {at:?}: {boxes:?}",
+            actor.id
+        );
+    }
     assert!(out.join("report.json").exists() && out.join("alerts.ndjson").exists());
     let _ = std::fs::remove_dir_all(out);
 }
