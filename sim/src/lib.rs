@@ -6,11 +6,14 @@
 pub mod fast;
 pub mod live;
 pub mod perception;
+pub mod pictures;
 pub mod plot;
 pub mod progress;
 pub mod report;
+pub mod scenario_file;
 pub mod score;
 pub mod sumo;
+pub mod traffic;
 pub mod world;
 
 /// The seeded generator every random draw of a run comes from.

@@ -1,7 +1,7 @@
 use anyhow::{bail, Context};
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use sim::world::Scenario;
-use std::path::PathBuf;
+use clap::{Args, Parser, Subcommand};
+use sim::scenario_file::{Loaded, Overrides, BUILT_IN};
+use std::path::{Path, PathBuf};
 
 /// The v2e simulator.
 #[derive(Parser)]
@@ -26,40 +26,32 @@ enum Command {
         #[arg(long, default_value_t = 50.0)]
         max_clock_offset_ms: f64,
     },
-    /// Runs a built-in scenario or a SUMO trace, in fast mode (agent and edge cores in virtual
-    /// time, deterministic) or live mode (real agents and edge over zenoh/QUIC, real time).
+    /// Runs a scenario (a built-in one by name, or a TOML file) or a SUMO trace, in fast mode
+    /// (agent and edge cores in virtual time, deterministic) or live mode (real agents and
+    /// edge over zenoh/QUIC, real time). Writes report.json, alerts.ndjson and the pictures.
     Run(RunArgs),
-}
-
-/// The built-in scenarios.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum BuiltIn {
-    /// The four-way junction of `sim demo`: eight connected cars, one crossing conflict.
-    Demo,
-    /// A pedestrian steps out from behind a parked van in front of car `a`; oncoming car `b`,
-    /// connected, sees them.
-    HiddenPedestrian,
-    /// The same, with only car `a` connected.
-    HiddenPedestrianEgoOnly,
-}
-
-impl BuiltIn {
-    fn scenario(self) -> Scenario {
-        match self {
-            Self::Demo => Scenario::demo(),
-            Self::HiddenPedestrian => Scenario::hidden_pedestrian(true),
-            Self::HiddenPedestrianEgoOnly => Scenario::hidden_pedestrian(false),
-        }
-    }
+    /// Lists the built-in scenarios.
+    Scenarios,
+    /// Runs every built-in scenario in fast mode, each into its own directory, and writes
+    /// summary.json and the recall and false-alarm chart (summary.png, summary.svg).
+    Suite {
+        #[arg(long, default_value = "out/suite")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 #[derive(Args)]
 #[command(group = clap::ArgGroup::new("mode").required(true).args(["fast", "live"]))]
 #[command(group = clap::ArgGroup::new("source").required(true).args(["scenario", "sumo_fcd"]))]
 struct RunArgs {
-    /// A built-in scenario.
-    #[arg(value_enum)]
-    scenario: Option<BuiltIn>,
+    /// A built-in scenario's name (`sim scenarios` lists them) or a scenario TOML file.
+    #[arg(value_name = "SCENARIO")]
+    scenario: Option<String>,
+    /// Random vehicles entering during the run, instead of the scenario's `traffic.vehicles`.
+    #[arg(long, value_name = "N")]
+    vehicles: Option<usize>,
     /// Replay a SUMO FCD trace (vehicles and persons) as ground truth.
     #[arg(long, value_name = "FCD.xml")]
     sumo_fcd: Option<PathBuf>,
@@ -71,7 +63,8 @@ struct RunArgs {
     #[arg(long, value_name = "S", default_value_t = 0.0, requires = "sumo_fcd")]
     sumo_start: f64,
     /// Share of vehicles that run an agent, picked from the seed (persons never do). Default:
-    /// every vehicle of a SUMO trace; a built-in scenario's own choice.
+    /// every vehicle of a SUMO trace; a scenario's own choice (for a layout with random
+    /// traffic it replaces `traffic.connected_share`; scripted conflicts keep theirs).
     #[arg(long, value_name = "X")]
     connected_share: Option<f64>,
     /// Agent and edge cores in-process in virtual time; same seed, same report.
@@ -138,21 +131,39 @@ impl RunArgs {
     }
 }
 
-fn scenario_of(args: &RunArgs) -> anyhow::Result<Scenario> {
+/// A built-in scenario by name, or a scenario file by path.
+fn load_scenario(name: &str, seed: u64, overrides: Overrides) -> anyhow::Result<Loaded> {
+    if BUILT_IN.iter().any(|(n, _)| *n == name) {
+        return Ok(sim::scenario_file::built_in(name, seed, overrides)?);
+    }
+    let path = Path::new(name);
+    if path.extension().is_some_and(|e| e == "toml") || path.exists() {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the scenario file {}", path.display()))?;
+        return Ok(sim::scenario_file::load(name, &text, seed, overrides)?);
+    }
+    Ok(sim::scenario_file::built_in(name, seed, overrides)?)
+}
+
+fn scenario_of(args: &RunArgs) -> anyhow::Result<Loaded> {
     if let Some(share) = args.connected_share {
         if !(0.0..=1.0).contains(&share) {
             bail!("--connected-share must be between 0 and 1, not {share}");
         }
     }
-    let mut scenario = match (&args.scenario, &args.sumo_fcd) {
-        (Some(built_in), None) => {
-            let s = built_in.scenario();
-            match args.connected_share {
-                Some(share) => s.with_connected_share(share, args.seed),
-                None => s,
-            }
-        }
+    let mut loaded = match (&args.scenario, &args.sumo_fcd) {
+        (Some(name), None) => load_scenario(
+            name,
+            args.seed,
+            Overrides {
+                vehicles: args.vehicles,
+                connected_share: args.connected_share,
+            },
+        )?,
         (None, Some(fcd)) => {
+            if args.vehicles.is_some() {
+                bail!("--vehicles scales generated traffic; a SUMO trace has its own");
+            }
             let mut opts = sim::sumo::ImportOptions::new(trace_name(fcd), args.seed);
             opts.connected_share = args.connected_share.unwrap_or(1.0);
             opts.start_s = args.sumo_start;
@@ -175,18 +186,22 @@ fn scenario_of(args: &RunArgs) -> anyhow::Result<Scenario> {
                     summary.types_missing.join(", ")
                 );
             }
-            scenario
+            Loaded {
+                scenario,
+                description: String::new(),
+                scripted: Vec::new(),
+            }
         }
-        _ => bail!("give either a built-in SCENARIO or --sumo-fcd, not both"),
+        _ => bail!("give either a SCENARIO or --sumo-fcd, not both"),
     };
     if let Some(d) = args.duration {
-        scenario = scenario.truncated(d);
+        loaded.scenario = loaded.scenario.truncated(d);
     }
     if args.copies > 1 {
         // Copies stay out of each other's sensor range by a wide margin.
-        scenario = scenario.copies(args.copies, 200.0);
+        loaded.scenario = loaded.scenario.copies(args.copies, 200.0);
     }
-    Ok(scenario)
+    Ok(loaded)
 }
 
 /// `tls_cross_seed7` for `.../tls_cross_seed7/fcd.xml`, else the file's stem.
@@ -202,65 +217,202 @@ fn trace_name(fcd: &std::path::Path) -> String {
     }
 }
 
+/// The instant to draw the map at: the moment of the conflict the pictures show.
+fn snapshot_conflict(loaded: &Loaded) -> Option<sim::score::TrueConflict> {
+    let conflicts = sim::score::true_conflicts(&loaded.scenario);
+    sim::pictures::conflict_to_show(&conflicts, &loaded.scripted).cloned()
+}
+
+/// What a run left for the pictures.
+struct RunOutcome {
+    score: sim::score::Score,
+    alerts: Vec<sim::score::AlertEvent>,
+    snapshot_tracks: Option<Vec<sim::report::TrackBox>>,
+}
+
+fn write_pictures(
+    out: &Path,
+    loaded: &Loaded,
+    shown: Option<&sim::score::TrueConflict>,
+    outcome: &RunOutcome,
+) -> anyhow::Result<()> {
+    let snapshot = shown.zip(outcome.snapshot_tracks.as_deref());
+    sim::pictures::write(
+        out,
+        &loaded.scenario,
+        &outcome.score,
+        &outcome.alerts,
+        snapshot,
+    )
+    .context("drawing the pictures")?;
+    println!(
+        "pictures: latency_cdf, lead_time{} (.png and .svg) in {}",
+        if snapshot.is_some() {
+            ", map_snapshot"
+        } else {
+            ""
+        },
+        out.display()
+    );
+    Ok(())
+}
+
+fn fast_options(args: &RunArgs) -> anyhow::Result<sim::fast::FastOptions> {
+    let mut opts = sim::fast::FastOptions::new(args.seed);
+    opts.out = Some(args.out.clone());
+    opts.max_clock_offset_us = (args.max_clock_offset_ms * 1000.0) as i64;
+    opts.link.one_way_latency_us = (args.link_latency_ms * 1000.0).round() as i64;
+    opts.link.jitter_us = (args.link_jitter_ms.max(0.0) * 1000.0).round() as i64;
+    opts.link.loss = args.link_loss;
+    opts.max_clock_drift_ppm = args.max_clock_drift_ppm.abs();
+    opts.sensor = args.sensor()?;
+    Ok(opts)
+}
+
+/// Runs `loaded` in fast mode and prints what a person wants to see.
+fn run_fast(
+    loaded: &Loaded,
+    mut opts: sim::fast::FastOptions,
+) -> anyhow::Result<(sim::fast::FastResult, Option<sim::score::TrueConflict>)> {
+    let scenario = &loaded.scenario;
+    let shown = snapshot_conflict(loaded);
+    opts.snapshot_at_s = shown.as_ref().map(|c| c.moment_s);
+    println!(
+        "running {} in fast mode ({:.0} s of virtual time): {} connected vehicles",
+        scenario.name,
+        scenario.duration_s,
+        scenario.n_connected()
+    );
+    let r = sim::fast::run_fast(scenario, &opts).context("the fast run did not complete")?;
+    // The console shows the measured edge processing time, which report.json leaves out.
+    let mut shown_report = r.report.clone();
+    shown_report.edge_processing_us.p50 = r.timing.edge_processing_us.p50;
+    shown_report.edge_processing_us.p99 = r.timing.edge_processing_us.p99;
+    println!("{}", shown_report.summary(&r.score));
+    println!(
+        "  {:.2} s of wall time: {:.0}x real time",
+        r.timing.wall_s, r.timing.speedup
+    );
+    Ok((r, shown))
+}
+
 async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let scenario = scenario_of(&args)?;
-    let offset_us = (args.max_clock_offset_ms * 1000.0) as i64;
+    let loaded = scenario_of(&args)?;
     if args.fast {
-        let mut opts = sim::fast::FastOptions::new(args.seed);
-        opts.out = Some(args.out.clone());
-        opts.max_clock_offset_us = offset_us;
-        opts.link.one_way_latency_us = (args.link_latency_ms * 1000.0).round() as i64;
-        opts.link.jitter_us = (args.link_jitter_ms.max(0.0) * 1000.0).round() as i64;
-        opts.link.loss = args.link_loss;
-        opts.max_clock_drift_ppm = args.max_clock_drift_ppm.abs();
-        opts.sensor = args.sensor()?;
-        println!(
-            "running {} in fast mode ({:.0} s of virtual time): {} connected vehicles",
-            scenario.name,
-            scenario.duration_s,
-            scenario.n_connected()
-        );
-        let r = sim::fast::run_fast(&scenario, &opts).context("the fast run did not complete")?;
-        // The console shows the measured edge processing time, which report.json leaves out.
-        let mut shown = r.report.clone();
-        shown.edge_processing_us.p50 = r.timing.edge_processing_us.p50;
-        shown.edge_processing_us.p99 = r.timing.edge_processing_us.p99;
-        println!("{}", shown.summary(&r.score));
-        println!(
-            "  {:.2} s of wall time: {:.0}x real time",
-            r.timing.wall_s, r.timing.speedup
-        );
+        let (r, shown) = run_fast(&loaded, fast_options(&args)?)?;
         println!(
             "wrote {}, {} and {}",
             args.out.join("report.json").display(),
             args.out.join("alerts.ndjson").display(),
             args.out.join("timing.json").display()
         );
+        let outcome = RunOutcome {
+            score: r.score,
+            alerts: r.alerts,
+            snapshot_tracks: r.snapshot_tracks,
+        };
+        write_pictures(&args.out, &loaded, shown.as_ref(), &outcome)?;
     } else {
         let mut opts = sim::live::LiveOptions::new(args.out.clone(), args.seed);
-        opts.max_clock_offset_us = offset_us;
+        opts.max_clock_offset_us = (args.max_clock_offset_ms * 1000.0) as i64;
         opts.sensor = args.sensor()?;
-        run_live(&scenario, &opts).await?;
+        run_live(&loaded, opts).await?;
     }
     Ok(())
 }
 
-/// Runs `scenario` live and prints what a person wants to see.
-async fn run_live(scenario: &Scenario, opts: &sim::live::LiveOptions) -> anyhow::Result<()> {
+/// Runs `loaded` live and prints what a person wants to see.
+async fn run_live(loaded: &Loaded, mut opts: sim::live::LiveOptions) -> anyhow::Result<()> {
+    let scenario = &loaded.scenario;
+    let shown = snapshot_conflict(loaded);
+    opts.snapshot_at_s = shown.as_ref().map(|c| c.moment_s);
     println!(
         "running {} in real time ({:.0} s): {} connected vehicles over zenoh/QUIC with mutual TLS",
         scenario.name,
         scenario.duration_s,
         scenario.n_connected()
     );
-    let result = sim::live::run_live(scenario, opts)
-        .await
-        .with_context(|| format!("the live run of {} did not complete", scenario.name))?;
+    let mut progress = sim::progress::Progress::new(scenario.name.clone(), scenario.duration_s);
+    let started = std::time::Instant::now();
+    let run = sim::live::run_live(scenario, &opts);
+    tokio::pin!(run);
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+    let result = loop {
+        tokio::select! {
+            r = &mut run => break r,
+            _ = tick.tick() => progress.update(started.elapsed().as_secs_f64().min(scenario.duration_s)),
+        }
+    };
+    progress.finish();
+    let result =
+        result.with_context(|| format!("the live run of {} did not complete", scenario.name))?;
     println!("{}", result.report.summary(&result.score));
     println!(
         "wrote {} and {}",
         opts.out.join("report.json").display(),
         opts.out.join("alerts.ndjson").display()
+    );
+    let outcome = RunOutcome {
+        score: result.score,
+        alerts: result.alerts,
+        snapshot_tracks: result.snapshot_tracks,
+    };
+    write_pictures(&opts.out, loaded, shown.as_ref(), &outcome)
+}
+
+/// Every built-in scenario in fast mode, then the summary table and chart.
+fn suite(out: &Path, seed: u64) -> anyhow::Result<()> {
+    let mut rows = Vec::new();
+    for (name, _) in BUILT_IN {
+        let loaded = sim::scenario_file::built_in(name, seed, Overrides::default())?;
+        let dir = out.join(name);
+        let mut opts = sim::fast::FastOptions::new(seed);
+        opts.out = Some(dir.clone());
+        let (r, shown) = run_fast(&loaded, opts)?;
+        let outcome = RunOutcome {
+            score: r.score,
+            alerts: r.alerts,
+            snapshot_tracks: r.snapshot_tracks,
+        };
+        write_pictures(&dir, &loaded, shown.as_ref(), &outcome)?;
+        rows.push(sim::plot::SummaryRow {
+            scenario: name.to_string(),
+            recall: r.report.recall,
+            true_conflicts: r.report.true_conflicts,
+            false_alarms_per_vehicle_hour: r.report.false_alarms_per_vehicle_hour,
+        });
+        println!();
+    }
+    let json: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "scenario": r.scenario,
+                "recall": r.recall,
+                "true_conflicts": r.true_conflicts,
+                "false_alarms_per_vehicle_hour": r.false_alarms_per_vehicle_hour,
+            })
+        })
+        .collect();
+    std::fs::create_dir_all(out)?;
+    std::fs::write(
+        out.join("summary.json"),
+        serde_json::to_string_pretty(&json)? + "\n",
+    )?;
+    sim::plot::scenario_summary(out, &rows).context("drawing the summary")?;
+    println!(
+        "{:<28} {:>7} {:>9} {:>12}",
+        "scenario", "recall", "conflicts", "FA/veh-hour"
+    );
+    for r in &rows {
+        println!(
+            "{:<28} {:>7.2} {:>9} {:>12.1}",
+            r.scenario, r.recall, r.true_conflicts, r.false_alarms_per_vehicle_hour
+        );
+    }
+    println!(
+        "wrote summary.json and summary.png/.svg in {}",
+        out.display()
     );
     Ok(())
 }
@@ -281,9 +433,17 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let mut opts = sim::live::LiveOptions::new(out, seed);
             opts.max_clock_offset_us = (max_clock_offset_ms * 1000.0) as i64;
-            run_live(&sim::world::Scenario::demo(), &opts).await?;
-            Ok(())
+            let loaded = sim::scenario_file::built_in("demo", seed, Overrides::default())?;
+            run_live(&loaded, opts).await
         }
         Command::Run(args) => run(args).await,
+        Command::Scenarios => {
+            for (name, _) in BUILT_IN {
+                let loaded = sim::scenario_file::built_in(name, 1, Overrides::default())?;
+                println!("{name:<28} {}", loaded.description);
+            }
+            Ok(())
+        }
+        Command::Suite { out, seed } => suite(&out, seed),
     }
 }

@@ -170,8 +170,13 @@ pub struct State {
     pub accel: f64,
 }
 
-/// Distance travelled along the path by `t_s` (the integral of the piecewise-linear speed).
+/// Distance travelled along the path by `t_s` (the integral of the piecewise-linear speed; before
+/// the first keyframe the road user moves at that keyframe's speed).
 fn distance(speed: &[SpeedKey], t_s: f64) -> f64 {
+    // Before the first keyframe, at its speed.
+    if let Some(first) = speed.first().filter(|k| t_s < k.t_s) {
+        return first.speed_mps * (t_s - first.t_s);
+    }
     let mut s = 0.0;
     for w in speed.windows(2) {
         let (a, b) = (w[0], w[1]);
@@ -192,6 +197,9 @@ fn distance(speed: &[SpeedKey], t_s: f64) -> f64 {
 }
 
 fn speed_accel(speed: &[SpeedKey], t_s: f64) -> (f64, f64) {
+    if let Some(first) = speed.first().filter(|k| t_s < k.t_s) {
+        return (first.speed_mps, 0.0);
+    }
     for w in speed.windows(2) {
         let (a, b) = (w[0], w[1]);
         if t_s >= a.t_s && t_s < b.t_s {
@@ -351,120 +359,30 @@ impl Actor {
     }
 }
 
-fn car(id: &str, path: &[(f64, f64)], speed: &[(f64, f64)]) -> Actor {
-    Actor::car(id, path, speed)
-}
-
-/// Lane centres are 1.75 m either side of the road axis; roads run along x and y through the
-/// junction at the origin.
-const LANE: f64 = 1.75;
-
 impl Scenario {
-    /// The built-in demo: a four-way junction with eight connected cars, a parked car and a
-    /// pedestrian on the pavement. `v1` and `v2` are on a crossing conflict (v2 brakes hard
-    /// at the last moment and stops 1.5 m short of v1's path); every other encounter is safe:
-    /// opposing traffic passing in its own lane, a platoon at constant headway passing in front
-    /// of the stopped v2, junction crossings seconds apart, and the parked car and pedestrian
-    /// beside the lanes.
+    /// The built-in demo (`sim/scenarios/demo.toml`): a four-way junction with eight connected
+    /// cars, one crossing conflict between `v1` and `v2`, every other encounter safe.
     pub fn demo() -> Self {
-        let mut actors = vec![
-            // The conflict: both reach the junction at about 6.7 s.
-            car("v1", &[(-80.0, -LANE), (200.0, -LANE)], &[(0.0, 12.0)]),
-            car(
-                "v2",
-                &[(LANE, -66.7), (LANE, 200.0)],
-                &[(0.0, 10.0), (5.3, 10.0), (6.75, 0.0)],
-            ),
-            // Opposing traffic passing v1 in the other lane, through the junction at about
-            // 4.5 s, well before v2 gets there.
-            car("v3", &[(51.3, LANE), (-200.0, LANE)], &[(0.0, 11.0)]),
-            // A platoon behind v1 at 2.1 s headway, passing in front of v2 once it has stopped.
-            car("v4", &[(-125.0, -LANE), (200.0, -LANE)], &[(0.0, 12.0)]),
-            car("v5", &[(-150.0, -LANE), (200.0, -LANE)], &[(0.0, 12.0)]),
-            // Southbound through the junction at about 3.3 s, long before v1 and v2.
-            car("v6", &[(-LANE, 33.0), (-LANE, -200.0)], &[(0.0, 10.0)]),
-            // Westbound, through the junction at about 13.5 s, passing the stopped v2.
-            car("v7", &[(150.0, LANE), (-200.0, LANE)], &[(0.0, 11.0)]),
-            // Westbound, through the junction at about 1.5 s.
-            car("v8", &[(18.0, LANE), (-200.0, LANE)], &[(0.0, 12.0)]),
-        ];
-        let mut parked = car("parked1", &[(-25.0, -5.6), (-20.0, -5.6)], &[(0.0, 0.0)]);
-        parked.connected = false;
-        actors.push(parked);
-        actors.push(Actor {
-            id: "ped1".into(),
-            class: ObjectClass::Pedestrian,
-            length_m: 0.5,
-            width_m: 0.5,
-            connected: false,
-            motion: Motion::Scripted {
-                path: vec![V2::new(6.5, -40.0), V2::new(6.5, 40.0)],
-                speed: vec![SpeedKey {
-                    t_s: 0.0,
-                    speed_mps: 1.4,
-                }],
-            },
-        });
-        Self {
-            name: "demo-junction".into(),
-            origin: (48.137_154, 11.576_124),
-            duration_s: 14.0,
-            actors,
-            roads: Vec::new(),
-        }
+        Self::built_in("demo")
     }
 
-    /// A pedestrian steps out from behind a van parked at the kerb, into the path of car `a`,
-    /// which cannot see them until they are almost in its lane; `b`, oncoming, sees them all
-    /// along. With `b_connected` the edge knows the pedestrian from `b`'s view and warns `a`
-    /// early; without it, `a`'s own view comes too late. This is the case cooperative
-    /// perception exists for.
+    /// A pedestrian steps out from behind a parked van into the path of car `a`; oncoming `b`
+    /// sees them (`sim/scenarios/hidden-pedestrian.toml`). With `b_connected` the edge warns
+    /// `a` early from `b`'s view; without it (`hidden-pedestrian-ego-only.toml`), `a`'s own
+    /// view comes too late.
     pub fn hidden_pedestrian(b_connected: bool) -> Self {
-        let mut van = car("van", &[(4.0, -4.4), (5.0, -4.4)], &[(0.0, 0.0)]);
-        (van.length_m, van.width_m, van.connected) = (6.0, 2.2, false);
-        let mut b = car("b", &[(50.0, LANE), (-200.0, LANE)], &[(0.0, 8.0)]);
-        b.connected = b_connected;
-        let ped = Actor {
-            id: "ped".into(),
-            class: ObjectClass::Pedestrian,
-            length_m: 0.5,
-            width_m: 0.5,
-            connected: false,
-            motion: Motion::Scripted {
-                path: vec![V2::new(8.0, -5.0), V2::new(8.0, 20.0)],
-                speed: vec![
-                    SpeedKey {
-                        t_s: 0.0,
-                        speed_mps: 0.0,
-                    },
-                    SpeedKey {
-                        t_s: 3.0,
-                        speed_mps: 0.0,
-                    },
-                    SpeedKey {
-                        t_s: 3.3,
-                        speed_mps: 1.5,
-                    },
-                ],
-            },
-        };
-        Self {
-            name: if b_connected {
-                "hidden-pedestrian".into()
-            } else {
-                "hidden-pedestrian-ego-only".into()
-            },
-            origin: (48.137_154, 11.576_124),
-            duration_s: 7.0,
-            actors: vec![
-                // Reaches the pedestrian's crossing line at about 4.8 s.
-                car("a", &[(-42.5, -LANE), (200.0, -LANE)], &[(0.0, 10.0)]),
-                b,
-                van,
-                ped,
-            ],
-            roads: Vec::new(),
-        }
+        Self::built_in(if b_connected {
+            "hidden-pedestrian"
+        } else {
+            "hidden-pedestrian-ego-only"
+        })
+    }
+
+    /// A built-in scenario without random traffic, which needs no seed.
+    fn built_in(name: &str) -> Self {
+        crate::scenario_file::built_in(name, 0, Default::default())
+            .unwrap_or_else(|e| panic!("the built-in scenario {name} is broken: {e}"))
+            .scenario
     }
 
     /// Seconds connected vehicles spend in the scene over the run.

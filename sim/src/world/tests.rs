@@ -27,9 +27,9 @@ fn scripted_motion_is_unchanged_and_always_present() {
     let demo = Scenario::demo();
     let v1 = &demo.actors[0];
     let s = v1.state(0.0).expect("scripted actors are always present");
-    assert_eq!(s.pos, V2::new(-80.0, -LANE));
+    assert_eq!(s.pos, V2::new(-80.0, -1.75));
     let s = v1.state(10.0).expect("present");
-    assert!((s.pos - V2::new(40.0, -LANE)).norm() < 1e-9, "{s:?}");
+    assert!((s.pos - V2::new(40.0, -1.75)).norm() < 1e-9, "{s:?}");
     assert_eq!(s.speed, 12.0);
     // v2 brakes from 10 m/s at 5.3 s to a stop at 6.75 s.
     let v2 = demo.actors[1].state(6.0).expect("present");
