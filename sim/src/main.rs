@@ -230,6 +230,16 @@ struct RunOutcome {
     snapshot_tracks: Option<Vec<sim::report::TrackBox>>,
 }
 
+impl From<sim::fast::FastResult> for RunOutcome {
+    fn from(r: sim::fast::FastResult) -> Self {
+        Self {
+            score: r.score,
+            alerts: r.alerts,
+            snapshot_tracks: r.snapshot_tracks,
+        }
+    }
+}
+
 fn write_pictures(
     out: &Path,
     loaded: &Loaded,
@@ -306,11 +316,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             args.out.join("alerts.ndjson").display(),
             args.out.join("timing.json").display()
         );
-        let outcome = RunOutcome {
-            score: r.score,
-            alerts: r.alerts,
-            snapshot_tracks: r.snapshot_tracks,
-        };
+        let outcome = RunOutcome::from(r);
         write_pictures(&args.out, &loaded, shown.as_ref(), &outcome)?;
     } else {
         let mut opts = sim::live::LiveOptions::new(args.out.clone(), args.seed);
@@ -369,35 +375,19 @@ fn suite(out: &Path, seed: u64) -> anyhow::Result<()> {
         let mut opts = sim::fast::FastOptions::new(seed);
         opts.out = Some(dir.clone());
         let (r, shown) = run_fast(&loaded, opts)?;
-        let outcome = RunOutcome {
-            score: r.score,
-            alerts: r.alerts,
-            snapshot_tracks: r.snapshot_tracks,
-        };
-        write_pictures(&dir, &loaded, shown.as_ref(), &outcome)?;
         rows.push(sim::plot::SummaryRow {
             scenario: name.to_string(),
             recall: r.report.recall,
             true_conflicts: r.report.true_conflicts,
             false_alarms_per_vehicle_hour: r.report.false_alarms_per_vehicle_hour,
         });
+        write_pictures(&dir, &loaded, shown.as_ref(), &RunOutcome::from(r))?;
         println!();
     }
-    let json: Vec<serde_json::Value> = rows
-        .iter()
-        .map(|r| {
-            serde_json::json!({
-                "scenario": r.scenario,
-                "recall": r.recall,
-                "true_conflicts": r.true_conflicts,
-                "false_alarms_per_vehicle_hour": r.false_alarms_per_vehicle_hour,
-            })
-        })
-        .collect();
     std::fs::create_dir_all(out)?;
     std::fs::write(
         out.join("summary.json"),
-        serde_json::to_string_pretty(&json)? + "\n",
+        serde_json::to_string_pretty(&rows)? + "\n",
     )?;
     sim::plot::scenario_summary(out, &rows).context("drawing the summary")?;
     println!(

@@ -1099,8 +1099,8 @@ impl Chart for MapSnapshot {
 // ---------------------------------------------------------------------------------------------
 // Scenario summary.
 
-/// One scenario's line of the summary chart, from its `report.json`.
-#[derive(Debug, Clone, PartialEq)]
+/// One scenario's line of the summary chart, from its `report.json` (and of `summary.json`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SummaryRow {
     pub scenario: String,
     /// Warned true conflicts over true conflicts, 0..1 (1 when there are none).

@@ -1322,10 +1322,12 @@ fn stage(
                 f.driver.headway_s = 0.8;
                 f.driver.reaction_s = Some(1.0);
                 f.driver.emergency = false;
-                scripted.push((fixed[k - 1].id.clone(), f.id.clone()));
+                if k == 1 {
+                    // Later follower pairs usually conflict too, but only this one is certain.
+                    scripted.push((lead.id.clone(), f.id.clone()));
+                }
                 fixed.push(f);
             }
-            scripted.truncate(1);
             Staged {
                 index,
                 name,

@@ -458,19 +458,19 @@ impl Layout {
                 width_m: CROSSWALK_WIDTH_M,
             });
         }
-        if self.signals.is_some() || self.kind != LayoutKind::Signalised4Way {
-            for &arm in &self.arms {
-                if self.kind != LayoutKind::Signalised4Way && self.is_major(arm) {
-                    continue;
-                }
-                let d = -arm.outward();
-                let at = arm.outward() * STOP_LINE_M;
-                out.push(Surface {
-                    kind: SurfaceKind::StopLine,
-                    centerline: vec![at, at + right_of(d) * LANE_WIDTH_M],
-                    width_m: 0.4,
-                });
-            }
+        // Stop lines at signals, and on the arms that give way.
+        for &arm in self
+            .arms
+            .iter()
+            .filter(|&&a| self.signals.is_some() || !self.is_major(a))
+        {
+            let d = -arm.outward();
+            let at = arm.outward() * STOP_LINE_M;
+            out.push(Surface {
+                kind: SurfaceKind::StopLine,
+                centerline: vec![at, at + right_of(d) * LANE_WIDTH_M],
+                width_m: 0.4,
+            });
         }
         out
     }
