@@ -173,11 +173,11 @@ pub struct EdgeRunStats {
 }
 
 impl EdgeRunStats {
-    /// The JSON form, as the stats key answers it.
-    pub fn reply(&self, edge: &str, time_us: i64) -> EdgeStatsReply {
+    /// The JSON form, as the stats key of the edge configured by `config` answers it.
+    pub fn reply(&self, config: &EdgeConfig, time_us: i64) -> EdgeStatsReply {
         let h = &self.processing_us;
         EdgeStatsReply {
-            edge: edge.to_string(),
+            edge: config.edge_id.clone(),
             time_us,
             frames: self.core.clone(),
             frames_dropped: self.frames_dropped,
@@ -192,6 +192,7 @@ impl EdgeRunStats {
                 max: h.max() as f64,
             },
             stage_us: self.stage_us.figures(),
+            area: Some(EdgeArea::of(config)),
         }
     }
 }
@@ -217,6 +218,32 @@ pub struct EdgeStatsReply {
     /// Per stage of the core ([`crate::core::Stage::name`]): p50 and p99 per pass (a frame or
     /// a tick) in µs and the share of the core's time; stages never entered are left out.
     pub stage_us: BTreeMap<String, StageFigures>,
+    /// The area the edge covers, so that a client can check that its vehicles are inside it.
+    /// Always present in answers of this version; `None` only when read from an edge that
+    /// predates the field.
+    #[serde(default)]
+    pub area: Option<EdgeArea>,
+}
+
+/// The edge's coverage: a circle around the origin of its ENU frame.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EdgeArea {
+    /// WGS84 latitude of the origin, degrees.
+    pub origin_lat_deg: f64,
+    /// WGS84 longitude of the origin, degrees.
+    pub origin_lon_deg: f64,
+    /// Observations and tracks farther than this from the origin are dropped, metres.
+    pub radius_m: f64,
+}
+
+impl EdgeArea {
+    pub fn of(config: &EdgeConfig) -> Self {
+        Self {
+            origin_lat_deg: config.origin.lat_deg,
+            origin_lon_deg: config.origin.lon_deg,
+            radius_m: config.radius_m,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -448,7 +475,7 @@ async fn run_core(
                 stats.core = core.stats().clone();
                 stats.stage_us = stages.times().clone();
                 counters.read_into(&mut stats);
-                let json = serde_json::to_vec(&stats.reply(&edge, clock()))
+                let json = serde_json::to_vec(&stats.reply(core.config(), clock()))
                     .expect("the stats serialise");
                 if let Err(e) = query.reply(query.key_expr().clone(), json).await {
                     tracing::debug!("stats reply failed: {e}");
