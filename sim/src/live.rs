@@ -1,21 +1,24 @@
 //! Live mode: a real edge node and one real agent per connected vehicle, each with its own
-//! zenoh session over QUIC with mutual TLS on loopback, in real time.
+//! zenoh session over QUIC with mutual TLS, in real time.
 //!
-//! The runner reads the edge as an outsider would, through an [`EdgeMonitor`] (its own client
-//! session): the counters and per-stage timings of the report come from the edge's stats key,
-//! and the fusion figures from its situation maps, each sampled against ground truth at the
-//! map's own time. Only shutting the edge down uses the in-process handle.
+//! The edge is either started in this process on loopback for the run, or an `edge-node`
+//! process given by address ([`EdgeTarget`]). Either way the runner reads it as an outsider
+//! would, through an [`EdgeMonitor`] (its own client session): the counters of the report are
+//! the difference of two readings of the edge's stats key, one before the agents connect and
+//! one after they close ([`RunCounters`]), the per-stage timings come from the second reading,
+//! and the fusion figures from the edge's situation maps, each sampled against ground truth at
+//! the map's own time. Only starting and shutting down an in-process edge uses its handle.
 
 use crate::fast::{detections_vs_truth, fusion_truth};
 use crate::perception::{perceive, Geo, SensorModel};
-use crate::report::{Measured, Report, TrackBox};
+use crate::report::{EdgeUsed, Measured, Report, TrackBox};
 use crate::rng::Rng;
 use crate::score::{score, true_conflicts, AlertEvent, Score};
 use crate::world::Scenario;
 use anyhow::{bail, Context};
 use edge_node::core::EdgeConfig;
 use edge_node::geometry::V2;
-use edge_node::net::{EdgeMonitor, EdgeNetConfig, EdgeNode, EdgeStatsReply};
+use edge_node::net::{EdgeNetConfig, EdgeNode};
 use edge_node::pki::Pki;
 use edge_node::quality::FusionMeter;
 use nalgebra::Vector3;
@@ -27,12 +30,22 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use vehicle_agent::{Agent, AgentNetConfig, LocalClock, ReceivedAlert, TlsFiles};
 
+mod target;
+pub use target::{
+    check_coverage, open_edge_pki, reach_from, EdgeTarget, EdgeTargetError, RunCounters,
+    StatsReading, CONNECT_WAIT, STATS_WAIT,
+};
+
 #[derive(Debug, Clone)]
 pub struct LiveOptions {
     pub seed: u64,
-    /// Where the certificates are made (`DIR/pki`) and the report goes.
+    /// Where the report goes, and, with an in-process edge, where its certificates are made
+    /// (`DIR/pki`).
     pub out: PathBuf,
     pub sensor: SensorModel,
+    /// The edge to run against.
+    pub edge: EdgeTarget,
+    /// The edge's id: the one the in-process edge gets, or the `--edge-id` of an external one.
     pub edge_id: String,
     /// Each vehicle's clock is offset from the edge's by a draw in +-this, µs; the agents'
     /// clock sync has to absorb it.
@@ -48,6 +61,7 @@ impl LiveOptions {
             seed,
             out,
             sensor: SensorModel::default(),
+            edge: EdgeTarget::InProcess,
             edge_id: "demo".into(),
             max_clock_offset_us: 50_000,
             snapshot_at_s: None,
@@ -87,20 +101,56 @@ pub fn vehicle_id(index: usize) -> VehicleId {
 }
 
 pub async fn run_live(scenario: &Scenario, opts: &LiveOptions) -> anyhow::Result<RunResult> {
-    let pki = Pki::open_or_create(&opts.out).context("making the demo certificates")?;
-    let edge_tls = pki.edge(&opts.edge_id)?;
-    let endpoint = format!("quic/127.0.0.1:{}", free_udp_port()?);
-    let edge = EdgeNode::start(EdgeNetConfig::new(
-        edge_config(scenario, &opts.edge_id),
-        vec![endpoint.clone()],
-        edge_tls,
-    ))
-    .await
-    .context("starting the edge node")?;
+    if !protocol::keys::is_valid_edge_id(&opts.edge_id) {
+        bail!(
+            "edge id {:?} must be 1 to 64 characters of a-z, 0-9 and '-'",
+            opts.edge_id
+        );
+    }
+    let geo = Arc::new(Geo::new(scenario.origin));
+    // The edge, and the CA it trusts, which signs every session of the run.
+    let (pki, endpoint, edge) = match &opts.edge {
+        EdgeTarget::InProcess => {
+            let pki = Pki::open_or_create(&opts.out).context("making the demo certificates")?;
+            let edge_tls = pki.edge(&opts.edge_id)?;
+            let endpoint = format!("quic/127.0.0.1:{}", free_udp_port()?);
+            let edge = EdgeNode::start(EdgeNetConfig::new(
+                edge_config(scenario, &opts.edge_id),
+                vec![endpoint.clone()],
+                edge_tls,
+            ))
+            .await
+            .context("starting the edge node")?;
+            (pki, endpoint, Some(edge))
+        }
+        EdgeTarget::External { endpoint, data_dir } => {
+            (open_edge_pki(data_dir)?, endpoint.clone(), None)
+        }
+    };
     let monitor_tls = pki.vehicle(MONITOR_VEHICLE)?;
-    let mut monitor = EdgeMonitor::connect(&endpoint, &opts.edge_id, &monitor_tls)
+    let mut monitor = target::connect_monitor(&endpoint, &opts.edge_id, &monitor_tls, CONNECT_WAIT)
         .await
         .context("connecting the simulator's monitor session to the edge")?;
+    // The edge's counters before the run: an external edge's count everything since it
+    // started. This reading also shows that the edge answers, where it is and its clock.
+    let before = target::read_stats(&monitor, &endpoint, &opts.edge_id, system_us).await?;
+    let scenario_reach_m = match &before.stats.area {
+        Some(area) => Some(check_coverage(scenario, &geo, &opts.edge_id, area)?),
+        None => {
+            tracing::warn!(
+                "the edge at {endpoint} does not report its area (an older edge-node): \
+                 coverage is checked only by its out-of-area count after the run"
+            );
+            None
+        }
+    };
+    if before.clock_offset_us != 0 {
+        tracing::info!(
+            "the edge's clock is {:.1} ms ahead of this machine's: alert and map times are \
+             corrected by that",
+            before.clock_offset_us as f64 / 1000.0
+        );
+    }
     let maps = monitor
         .subscribe_maps()
         .await
@@ -139,8 +189,10 @@ pub async fn run_live(scenario: &Scenario, opts: &LiveOptions) -> anyhow::Result
     drop(alert_tx);
 
     // Drive: each vehicle at 10 Hz, phases spread over the period, in real time.
-    let geo = Arc::new(Geo::new(scenario.origin));
     let start_us = system_us();
+    // The run's 0 s on the edge's clock, the time base of its maps and of the agents' alert
+    // and capture times.
+    let edge_start_us = start_us + before.clock_offset_us;
     let scenario_arc = Arc::new(scenario.clone());
     let (stop_maps, stop_rx) = oneshot::channel();
     let map_sampler = tokio::spawn(sample_maps(
@@ -150,7 +202,7 @@ pub async fn run_live(scenario: &Scenario, opts: &LiveOptions) -> anyhow::Result
             scenario: scenario_arc.clone(),
             geo: geo.clone(),
             sensor: opts.sensor,
-            start_us,
+            start_us: edge_start_us,
             until_s: scenario.duration_s + DRAIN.as_secs_f64(),
             period_s: edge_config(scenario, &opts.edge_id).map_period_us as f64 * 1e-6,
             snapshot_at_s: opts.snapshot_at_s,
@@ -214,12 +266,15 @@ pub async fn run_live(scenario: &Scenario, opts: &LiveOptions) -> anyhow::Result
     }
     // Every frame has been handled by now: the agents are closed and the core's task answers
     // a stats query only between two frames.
-    let edge_stats = query_stats(&monitor).await;
+    let after = target::read_stats(&monitor, &endpoint, &opts.edge_id, system_us).await;
     let _ = stop_maps.send(());
     let sampled = map_sampler.await.context("the map sampler panicked");
     monitor.close().await;
-    edge.shutdown().await;
-    let edge_stats = edge_stats?;
+    if let Some(edge) = edge {
+        edge.shutdown().await;
+    }
+    let after = after.context("reading the edge's statistics after the run")?;
+    let counters = RunCounters::between(&before.stats, &after.stats)?;
     let (mut fusion, snapshot_tracks) = sampled?;
     for (i, seen) in detections {
         for (reported, truth) in seen {
@@ -232,7 +287,7 @@ pub async fn run_live(scenario: &Scenario, opts: &LiveOptions) -> anyhow::Result
     } else {
         tracing::warn!("no situation map of the edge came during the run: no fusion figures");
     }
-    let core = &edge_stats.frames;
+    let core = &counters.frames;
     measured.frames_received = core.frames_received;
     measured.frames_rejected = core.frames_rejected_total();
     measured.rejected_by_reason = core
@@ -240,26 +295,64 @@ pub async fn run_live(scenario: &Scenario, opts: &LiveOptions) -> anyhow::Result
         .iter()
         .map(|(k, v)| (k.to_string(), *v))
         .collect();
-    measured.processing_p50_us = edge_stats.processing_us.p50;
-    measured.processing_p99_us = edge_stats.processing_us.p99;
-    measured.stage_us = Some(edge_stats.stage_us.clone());
+    // Quantiles cannot be differenced: an external edge's cover its lifetime, and the
+    // report's `edge.timing_covers` says so.
+    measured.processing_p50_us = after.stats.processing_us.p50;
+    measured.processing_p99_us = after.stats.processing_us.p99;
+    measured.stage_us = Some(after.stats.stage_us.clone());
     if refused > 0 {
         bail!("{refused} perception cycles were refused by the agents");
     }
-    if edge_stats.frames_dropped > 0 {
-        tracing::warn!("the edge dropped {} frames", edge_stats.frames_dropped);
+    if counters.frames_dropped > 0 {
+        tracing::warn!("the edge dropped {} frames", counters.frames_dropped);
     }
     if !core.frames_rejected.is_empty() {
         tracing::warn!("frames rejected: {:?}", core.frames_rejected);
     }
+    if core.observations_out_of_area > 0 {
+        tracing::warn!(
+            "the edge dropped {} of the run's {} observations as outside its area {:?} \
+             (the scenario reaches {:?} m from its origin; on a shared edge, other vehicles' \
+             observations count too)",
+            core.observations_out_of_area,
+            core.observations,
+            after.stats.area,
+            scenario_reach_m
+        );
+    }
+    if matches!(opts.edge, EdgeTarget::External { .. }) {
+        tracing::info!(
+            "counters are the run's (differences of the edge's stats before and after it); \
+             processing and stage times cover the edge's lifetime ({} frames)",
+            after.stats.processing_us.n
+        );
+    }
 
     let mut alerts = Vec::new();
     while let Ok((i, a)) = alert_rx.try_recv() {
-        alerts.push(alert_event(scenario, &geo, start_us, i, &a));
+        alerts.push(alert_event(scenario, &geo, edge_start_us, i, &a));
     }
     alerts.sort_by(|a, b| a.t_s.total_cmp(&b.t_s));
     let score = score(true_conflicts(scenario), &alerts);
-    let report = Report::new(scenario, opts.seed, "live", &measured, &score, &alerts);
+    let mut report = Report::new(scenario, opts.seed, "live", &measured, &score, &alerts);
+    report.edge = Some(EdgeUsed {
+        kind: opts.edge.kind(),
+        id: opts.edge_id.clone(),
+        endpoint: endpoint.clone(),
+        timing_covers: match opts.edge {
+            EdgeTarget::InProcess => "run",
+            EdgeTarget::External { .. } => "edge_lifetime",
+        },
+        timing_frames: after.stats.processing_us.n,
+        frames_accepted: core.frames_accepted,
+        frames_dropped: counters.frames_dropped,
+        observations: core.observations,
+        observations_out_of_area: core.observations_out_of_area,
+        alerts_published: counters.alerts_published,
+        area: after.stats.area,
+        scenario_reach_m,
+        clock_offset_us: before.clock_offset_us,
+    });
     report
         .write(&opts.out, &alerts)
         .context("writing the report")?;
@@ -269,22 +362,6 @@ pub async fn run_live(scenario: &Scenario, opts: &LiveOptions) -> anyhow::Result
         alerts,
         snapshot_tracks,
     })
-}
-
-/// The edge's statistics through its stats key; a few tries, since a query that finds the
-/// core's task busy is answered with an error.
-async fn query_stats(monitor: &EdgeMonitor) -> anyhow::Result<EdgeStatsReply> {
-    let mut last = None;
-    for _ in 0..3 {
-        match monitor.stats(Duration::from_secs(2)).await {
-            Ok(stats) => return Ok(stats),
-            Err(e) => {
-                tracing::debug!("stats query: {e}");
-                last = Some(e);
-            }
-        }
-    }
-    Err(last.expect("three tries")).context("reading the edge's statistics from its stats key")
 }
 
 /// What [`sample_maps`] needs to score a map against ground truth.
@@ -302,8 +379,8 @@ struct MapSampling {
 }
 
 /// Samples every situation map the edge publishes against the ground truth at the map's own
-/// time (the edge's clock is the system clock that `start_us` was read from), and keeps the
-/// map nearest to the snapshot instant. Ends when told to, after the maps already received.
+/// time (`start_us` is on the edge's clock), and keeps the map nearest to the snapshot
+/// instant. Ends when told to, after the maps already received.
 async fn sample_maps(
     mut maps: mpsc::UnboundedReceiver<SituationMap>,
     mut stop: oneshot::Receiver<()>,
@@ -394,10 +471,13 @@ pub(crate) fn alert_event(
 ) -> AlertEvent {
     let a = &r.alert;
     let other = match a.other.vehicle {
-        Some(v) => scenario
-            .actors
-            .get(v.0 as usize - 1)
-            .map(|actor| actor.id.clone()),
+        // Vehicle ids are actor indices plus 1; on a shared edge, an id of 0 or beyond the
+        // actors is a vehicle of someone else's.
+        Some(v) => {
+            v.0.checked_sub(1)
+                .and_then(|k| scenario.actors.get(k as usize))
+                .map(|actor| actor.id.clone())
+        }
         None => {
             // An unconnected road user: the one nearest to where the edge saw it.
             let t = (a.trigger_capture_us - start_us) as f64 * 1e-6;

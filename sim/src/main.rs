@@ -29,7 +29,7 @@ enum Command {
     /// Runs a scenario (a built-in one by name, or a TOML file) or a SUMO trace, in fast mode
     /// (agent and edge cores in virtual time, deterministic) or live mode (real agents and
     /// edge over zenoh/QUIC, real time). Writes report.json, alerts.ndjson and the pictures.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Lists the built-in scenarios.
     Scenarios,
     /// Runs every built-in scenario in fast mode, each into its own directory, and writes
@@ -70,9 +70,22 @@ struct RunArgs {
     /// Agent and edge cores in-process in virtual time; same seed, same report.
     #[arg(long)]
     fast: bool,
-    /// Real agents and a real edge over zenoh/QUIC with mutual TLS on loopback, in real time.
+    /// Real agents and a real edge over zenoh/QUIC with mutual TLS, in real time: an edge
+    /// started for the run on loopback, or the one given by --edge.
     #[arg(long)]
     live: bool,
+    /// Live mode: run against the edge-node listening at this zenoh endpoint (e.g.
+    /// quic/127.0.0.1:7447) instead of starting one. Its counters are differenced over the
+    /// run; its processing times cover its lifetime.
+    #[arg(long, value_name = "ENDPOINT", conflicts_with = "fast")]
+    edge: Option<String>,
+    /// The --edge-id of the edge given by --edge [default: edge, as edge-node's].
+    #[arg(long, value_name = "ID", requires = "edge", conflicts_with = "fast")]
+    edge_id: Option<String>,
+    /// The data directory of the edge given by --edge (its --data-dir), whose CA signs the
+    /// simulator's certificates, made there [default: v2e-data, as edge-node's].
+    #[arg(long, value_name = "DIR", requires = "edge", conflicts_with = "fast")]
+    pki: Option<PathBuf>,
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Where report.json, alerts.ndjson (and timing.json in fast mode) go.
@@ -322,6 +335,16 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         let mut opts = sim::live::LiveOptions::new(args.out.clone(), args.seed);
         opts.max_clock_offset_us = (args.max_clock_offset_ms * 1000.0) as i64;
         opts.sensor = args.sensor()?;
+        if let Some(endpoint) = &args.edge {
+            if !endpoint.contains('/') {
+                bail!("--edge {endpoint:?} is not a zenoh endpoint: write it as quic/HOST:PORT");
+            }
+            opts.edge = sim::live::EdgeTarget::External {
+                endpoint: endpoint.clone(),
+                data_dir: args.pki.clone().unwrap_or_else(|| "v2e-data".into()),
+            };
+            opts.edge_id = args.edge_id.clone().unwrap_or_else(|| "edge".into());
+        }
         run_live(&loaded, opts).await?;
     }
     Ok(())
@@ -332,8 +355,14 @@ async fn run_live(loaded: &Loaded, mut opts: sim::live::LiveOptions) -> anyhow::
     let scenario = &loaded.scenario;
     let shown = snapshot_conflict(loaded);
     opts.snapshot_at_s = shown.as_ref().map(|c| c.moment_s);
+    let against = match &opts.edge {
+        sim::live::EdgeTarget::InProcess => String::new(),
+        sim::live::EdgeTarget::External { endpoint, .. } => {
+            format!(", against the edge {} at {endpoint}", opts.edge_id)
+        }
+    };
     println!(
-        "running {} in real time ({:.0} s): {} connected vehicles over zenoh/QUIC with mutual TLS",
+        "running {} in real time ({:.0} s): {} connected vehicles over zenoh/QUIC with mutual TLS{against}",
         scenario.name,
         scenario.duration_s,
         scenario.n_connected()
@@ -407,15 +436,24 @@ fn suite(out: &Path, seed: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    let command = Cli::parse().command;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let result = runtime.block_on(run_command(command));
+    // A zenoh session still opening to an unreachable edge (zenoh gives up only after about
+    // 10 s, inside a blocking call) must not hold up the error message and the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    result
+}
+
+async fn run_command(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Demo {
             out,
             seed,
@@ -426,7 +464,7 @@ async fn main() -> anyhow::Result<()> {
             let loaded = sim::scenario_file::built_in("demo", seed, Overrides::default())?;
             run_live(&loaded, opts).await
         }
-        Command::Run(args) => run(args).await,
+        Command::Run(args) => run(*args).await,
         Command::Scenarios => {
             for (name, _) in BUILT_IN {
                 let loaded = sim::scenario_file::built_in(name, 1, Overrides::default())?;

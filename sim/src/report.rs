@@ -65,6 +65,47 @@ pub struct Report {
     /// stages. Live mode only, read from the edge's stats key; `null` in fast mode, whose
     /// wall-clock figures go to `timing.json` so that `report.json` depends on the seed alone.
     pub edge_stage_us: Option<BTreeMap<String, StageFigures>>,
+    /// Live mode: which edge the run used and what its figures cover; `null` in fast mode.
+    pub edge: Option<EdgeUsed>,
+}
+
+/// The edge of a live run, and what the report's edge figures cover.
+///
+/// The counters of the report (`frames_received`, `frames_rejected`,
+/// `frames_rejected_by_reason` and the counters here) are always the run's own: what the edge
+/// counted between a reading of its stats key before the agents connected and one after they
+/// closed. The processing and stage times (`edge_processing_us`, `edge_stage_us`) are
+/// quantiles, which cannot be differenced: [`EdgeUsed::timing_covers`] says what they cover.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EdgeUsed {
+    /// `in_process`: started for this run and stopped after it; `external`: an `edge-node`
+    /// process given by address, which earlier runs and other vehicles may have used too.
+    pub kind: &'static str,
+    pub id: String,
+    pub endpoint: String,
+    /// `run` for an in-process edge; `edge_lifetime` for an external one, whose processing and
+    /// stage times include every frame it handled since it started.
+    pub timing_covers: &'static str,
+    /// Frames the processing times cover.
+    pub timing_frames: u64,
+    /// The run's frames the edge applied to its tracks.
+    pub frames_accepted: u64,
+    /// The run's frames dropped at the edge's full queue.
+    pub frames_dropped: u64,
+    /// Objects plus ego reports in the run's accepted frames.
+    pub observations: u64,
+    /// Of those, dropped because they lay outside the edge's area.
+    pub observations_out_of_area: u64,
+    /// Alert messages the edge published during the run.
+    pub alerts_published: u64,
+    /// The edge's area as its stats key reports it.
+    pub area: Option<edge_node::net::EdgeArea>,
+    /// The farthest a road user of the scenario comes from the edge's origin, metres; `null`
+    /// when the edge does not report its area.
+    pub scenario_reach_m: Option<f64>,
+    /// The edge's clock minus the simulator's, µs, as measured on a stats query; 0 when
+    /// within the measurement's uncertainty (always, for an edge on the same machine).
+    pub clock_offset_us: i64,
 }
 
 /// A track's footprint at one instant, in the scenario's ENU metres, for pictures.
@@ -146,6 +187,7 @@ impl Report {
             frames_rejected_by_reason: measured.rejected_by_reason.clone(),
             fusion: measured.fusion,
             edge_stage_us: measured.stage_us.clone(),
+            edge: None,
         }
     }
 
@@ -218,6 +260,31 @@ impl Report {
         }
         if let Some(stages) = &self.edge_stage_us {
             s += &format!("\n  edge stages{}", stage_line(stages));
+        }
+        if let Some(edge) = self.edge.as_ref().filter(|e| e.timing_covers != "run") {
+            s += &format!(
+                "\n  edge {} at {} ({}): frame counts are this run's (stats read before and after); \
+                 processing and stage times cover the edge's lifetime ({} frames)",
+                edge.id, edge.endpoint, edge.kind, edge.timing_frames
+            );
+        }
+        if let Some(edge) = self
+            .edge
+            .as_ref()
+            .filter(|e| e.observations_out_of_area > 0)
+        {
+            s += &format!(
+                "\n  the edge dropped {} of {} observations as outside its area{}",
+                edge.observations_out_of_area,
+                edge.observations,
+                match (&edge.area, edge.scenario_reach_m) {
+                    (Some(a), Some(reach)) => format!(
+                        " ({:.0} m around {},{}; the scenario reaches {:.0} m from there)",
+                        a.radius_m, a.origin_lat_deg, a.origin_lon_deg, reach
+                    ),
+                    _ => String::new(),
+                }
+            );
         }
         s
     }

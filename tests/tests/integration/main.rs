@@ -1,6 +1,7 @@
 //! Cross-crate tests on real parts: zenoh sessions over QUIC with certificates, on loopback.
 
 mod crossing;
+mod external_edge;
 mod map;
 mod mtls;
 mod scenarios;
