@@ -14,7 +14,7 @@
 //! outputs, with or without a probe.
 
 use crate::alerts::{AlertMachine, AlertParams, Transition};
-use crate::geometry::{encounter, may_meet, Encounter, Mover, V2};
+use crate::geometry::{encounter, may_meet, time_to_collision, Mover, V2};
 use crate::tracks::{Observation, Track, TrackId, TrackParams, TrackStore};
 use nalgebra::Vector3;
 use protocol::units::yaw_to_u8;
@@ -24,7 +24,7 @@ use protocol::{
     VehicleId,
 };
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 /// Frames carry no velocity uncertainty (v1); these are the assumed values: odometry for a
 /// vehicle's own speed, and a typical radar/camera tracker for its detections.
@@ -444,39 +444,42 @@ impl EdgeCore {
         touched: &[TrackId],
     ) -> Vec<PairTransition> {
         let horizon_s = self.config.tracks.horizon_s;
-        let mut seen = BTreeSet::new();
-        let mut transitions = Vec::new();
+        let mut pairs: Vec<(TrackId, TrackId)> = Vec::new();
         for &a in touched {
             if !self.tracks.get(a).is_some_and(|t| t.confirmed) {
                 continue;
             }
-            for b in self.tracks.candidates(a) {
-                let pair = (a.min(b), a.max(b));
-                if !seen.insert(pair) {
-                    continue;
-                }
-                let (Some(ta), Some(tb)) = (self.tracks.get(pair.0), self.tracks.get(pair.1))
-                else {
-                    continue;
-                };
-                if ta.vehicle.is_none() && tb.vehicle.is_none() {
-                    continue; // nobody to warn
-                }
-                self.stats.pairs_evaluated += 1;
-                let (ma, mb) = (ta.mover_at(t_eval_us), tb.mover_at(t_eval_us));
-                let enc = may_meet(&ma, &mb, horizon_s).then(|| encounter(&ma, &mb, horizon_s));
-                let ttc_s = enc.and_then(|e| e.ttc_s);
-                let Some(transition) = self.alerts.evaluate(now_us, pair.0, pair.1, ttc_s) else {
-                    continue;
-                };
-                transitions.push(PairTransition {
-                    transition,
-                    pair,
-                    movers: (ma, mb),
-                    encounter: enc,
-                    t_eval_us,
-                });
+            pairs.extend(
+                self.tracks
+                    .candidates(a)
+                    .into_iter()
+                    .map(|b| (a.min(b), a.max(b))),
+            );
+        }
+        pairs.sort_unstable();
+        pairs.dedup();
+        let mut transitions = Vec::new();
+        for pair in pairs {
+            let (Some(ta), Some(tb)) = (self.tracks.get(pair.0), self.tracks.get(pair.1)) else {
+                continue;
+            };
+            if ta.vehicle.is_none() && tb.vehicle.is_none() {
+                continue; // nobody to warn
             }
+            self.stats.pairs_evaluated += 1;
+            let (ma, mb) = (ta.mover_at(t_eval_us), tb.mover_at(t_eval_us));
+            let ttc_s = may_meet(&ma, &mb, horizon_s)
+                .then(|| time_to_collision(&ma, &mb, horizon_s))
+                .flatten();
+            let Some(transition) = self.alerts.evaluate(now_us, pair.0, pair.1, ttc_s) else {
+                continue;
+            };
+            transitions.push(PairTransition {
+                transition,
+                pair,
+                movers: (ma, mb),
+                t_eval_us,
+            });
         }
         transitions
     }
@@ -489,9 +492,7 @@ impl EdgeCore {
             return;
         };
         let (ma, mb) = t.movers;
-        let enc = t
-            .encounter
-            .unwrap_or_else(|| encounter(&ma, &mb, horizon_s));
+        let enc = encounter(&ma, &mb, horizon_s);
         let probability =
             collision_probability(&ma, &mb, ta.sigma_m().hypot(tb.sigma_m()), horizon_s);
         let (ta, tb) = (ta.clone(), tb.clone());
@@ -678,8 +679,6 @@ struct PairTransition {
     pair: (TrackId, TrackId),
     /// Both tracks predicted to `t_eval_us`.
     movers: (Mover, Mover),
-    /// The encounter, when the circle test let it be computed.
-    encounter: Option<Encounter>,
     t_eval_us: i64,
 }
 
@@ -712,7 +711,7 @@ fn collision_probability(a: &Mover, b: &Mover, sigma_m: f64, horizon_s: f64) -> 
                 center: b.center + V2::new(*dx, *dy) * sigma_m,
                 ..*b
             };
-            encounter(a, &shifted, horizon_s).ttc_s.is_some()
+            time_to_collision(a, &shifted, horizon_s).is_some()
         })
         .count();
     hits as f64 / offsets.len() as f64

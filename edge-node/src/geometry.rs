@@ -45,7 +45,8 @@ impl Mover {
     /// Half the diagonal: the radius of the smallest circle around the centre holding the
     /// footprint.
     pub fn radius(&self) -> f64 {
-        self.length.hypot(self.width) / 2.0
+        // Not `hypot`: footprints are metres, far from overflow, and this runs per pair.
+        (self.length * self.length + self.width * self.width).sqrt() / 2.0
     }
 }
 
@@ -64,44 +65,77 @@ pub struct Encounter {
 }
 
 /// The Minkowski difference `B - A` as a counter-clockwise convex polygon: `A` and `B` overlap
-/// exactly when it contains the origin.
-fn minkowski_difference(a: &Mover, b: &Mover) -> Vec<V2> {
+/// exactly when it contains the origin. Two rectangles give at most 8 vertices; everything
+/// stays on the stack, since this runs for every candidate pair of every frame.
+fn minkowski_difference(a: &Mover, b: &Mover) -> Polygon {
     let (ca, cb) = (a.corners(), b.corners());
-    let mut pts = Vec::with_capacity(16);
-    for pb in &cb {
-        for pa in &ca {
-            pts.push(pb - pa);
+    let mut pts = [V2::zeros(); 16];
+    for (k, pb) in cb.iter().enumerate() {
+        for (j, pa) in ca.iter().enumerate() {
+            pts[k * 4 + j] = pb - pa;
         }
     }
-    convex_hull(pts)
+    convex_hull(&mut pts)
+}
+
+/// A convex polygon, counter-clockwise, on the stack.
+struct Polygon {
+    vertices: [V2; 32],
+    len: usize,
+}
+
+impl std::ops::Deref for Polygon {
+    type Target = [V2];
+    fn deref(&self) -> &[V2] {
+        &self.vertices[..self.len]
+    }
 }
 
 /// Andrew's monotone chain; counter-clockwise, no collinear points.
-fn convex_hull(mut pts: Vec<V2>) -> Vec<V2> {
-    pts.sort_by(|p, q| p.x.total_cmp(&q.x).then(p.y.total_cmp(&q.y)));
-    pts.dedup();
-    if pts.len() < 3 {
-        return pts;
+fn convex_hull(pts: &mut [V2; 16]) -> Polygon {
+    pts.sort_unstable_by(|p, q| p.x.total_cmp(&q.x).then(p.y.total_cmp(&q.y)));
+    let mut n = 1;
+    for i in 1..pts.len() {
+        if pts[i] != pts[n - 1] {
+            pts[n] = pts[i];
+            n += 1;
+        }
+    }
+    let pts = &pts[..n];
+    let mut hull = Polygon {
+        vertices: [V2::zeros(); 32],
+        len: 0,
+    };
+    if n < 3 {
+        hull.vertices[..n].copy_from_slice(pts);
+        hull.len = n;
+        return hull;
     }
     let cross = |o: &V2, a: &V2, b: &V2| (a - o).perp(&(b - o));
-    let mut hull: Vec<V2> = Vec::with_capacity(pts.len() * 2);
-    for pass in 0..2 {
-        let start = hull.len();
-        let iter: Box<dyn Iterator<Item = &V2>> = if pass == 0 {
-            Box::new(pts.iter())
-        } else {
-            Box::new(pts.iter().rev())
-        };
-        for p in iter {
-            while hull.len() >= start + 2
-                && cross(&hull[hull.len() - 2], &hull[hull.len() - 1], p) <= 0.0
-            {
-                hull.pop();
-            }
-            hull.push(*p);
+    // Each pass adds at most n points and gives its last one back, so at most 2n - 1 are held
+    // at once: the buffer holds 32.
+    let push = |hull: &mut Polygon, start: usize, p: &V2| {
+        while hull.len >= start + 2
+            && cross(
+                &hull.vertices[hull.len - 2],
+                &hull.vertices[hull.len - 1],
+                p,
+            ) <= 0.0
+        {
+            hull.len -= 1;
         }
-        hull.pop();
+        hull.vertices[hull.len] = *p;
+        hull.len += 1;
+    };
+    for p in pts {
+        push(&mut hull, 0, p);
     }
+    hull.len -= 1;
+    let start = hull.len;
+    for p in pts.iter().rev() {
+        push(&mut hull, start, p);
+    }
+    hull.len -= 1;
     hull
 }
 
@@ -133,6 +167,13 @@ fn ray_entry(poly: &[V2], v: &V2) -> Option<f64> {
         }
     }
     Some(t_in)
+}
+
+/// Seconds until the footprints of `a` and `b` first touch within `[0, horizon_s]` (0 if they
+/// already overlap), both moving at constant velocity: [`encounter`]'s `ttc_s` without the
+/// closest approach, for the many callers that only ask whether two road users collide.
+pub fn time_to_collision(a: &Mover, b: &Mover, horizon_s: f64) -> Option<f64> {
+    ray_entry(&minkowski_difference(a, b), &(a.velocity - b.velocity)).filter(|t| *t <= horizon_s)
 }
 
 /// How `a` and `b` meet over `[0, horizon_s]`, both moving at constant velocity.

@@ -33,15 +33,14 @@
 //! Only confirmed tracks take part in conflicts and the situation map.
 
 use crate::assignment::hungarian;
-use crate::geometry::{encounter, Mover, V2};
-use nalgebra::{Matrix2, Matrix4, Vector4};
+use crate::geometry::{time_to_collision, Mover, V2};
+use nalgebra::{Matrix2, Vector2, Vector4};
 use protocol::{ObjectClass, VehicleId};
 use rstar::{Envelope, RTree, RTreeObject, AABB};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub type TrackId = u32;
 type M2 = Matrix2<f64>;
-type M4 = Matrix4<f64>;
 type V4 = Vector4<f64>;
 
 /// Detections below this confidence start tracks that only another sender can confirm.
@@ -97,10 +96,9 @@ impl Observation {
                 (self.sigma_m.powi(2) - self.sender_sigma_m.powi(2)).max(1e-4),
             ),
         };
-        let vel_var = self.vel_sigma_mps.powi(2);
         Split {
-            dep: M4::from_diagonal(&V4::new(dep_pos, dep_pos, 0.0, 0.0)),
-            ind: M4::from_diagonal(&V4::new(ind_pos, ind_pos, vel_var, vel_var)),
+            dep: M2::new(dep_pos, 0.0, 0.0, 0.0),
+            ind: M2::new(ind_pos, 0.0, 0.0, self.vel_sigma_mps.powi(2)),
         }
     }
 
@@ -129,14 +127,21 @@ impl Observation {
 
 /// A covariance as the sum of a possibly correlated and an independent part (split
 /// covariance intersection).
+///
+/// Each part is the 2 x 2 covariance of one axis's (position, velocity), and it serves both
+/// axes: positions and velocities are reported with isotropic errors (one sigma each, see the
+/// protocol), the motion model treats East and North alike and never couples them, so the full
+/// 4 x 4 covariance of (x, y, vx, vy) is this block twice, with nothing between the axes. Every
+/// operation below keeps that form, which makes the filter four times cheaper than 4 x 4
+/// algebra with the same result.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Split {
-    pub dep: M4,
-    pub ind: M4,
+    pub dep: M2,
+    pub ind: M2,
 }
 
 impl Split {
-    pub fn total(&self) -> M4 {
+    pub fn total(&self) -> M2 {
         self.dep + self.ind
     }
 
@@ -151,57 +156,39 @@ impl Split {
     }
 }
 
-/// Constant-velocity transition and white-acceleration process noise over `dt` seconds.
-fn cv_model(dt: f64, accel_noise: f64) -> (M4, M4) {
-    let mut f = M4::identity();
-    f[(0, 2)] = dt;
-    f[(1, 3)] = dt;
+/// Constant-velocity transition of one axis's (position, velocity) and white-acceleration
+/// process noise over `dt` seconds.
+fn cv_model(dt: f64, accel_noise: f64) -> (M2, M2) {
     let q = accel_noise * accel_noise;
     let (dt2, dt3, dt4) = (dt * dt, dt.abs().powi(3), dt.powi(4));
-    let mut qm = M4::zeros();
-    for k in 0..2 {
-        qm[(k, k)] = q * dt4 / 4.0;
-        qm[(k, k + 2)] = q * dt3 / 2.0 * dt.signum();
-        qm[(k + 2, k)] = qm[(k, k + 2)];
-        qm[(k + 2, k + 2)] = q * dt2;
-    }
-    (f, qm)
+    let cross = q * dt3 / 2.0 * dt.signum();
+    (
+        M2::new(1.0, dt, 0.0, 1.0),
+        M2::new(q * dt4 / 4.0, cross, cross, q * dt2),
+    )
 }
 
 /// The weight of split covariance intersection that minimises the trace of the fused position
-/// covariance: a golden-section search over the 2 x 2 position blocks, which is cheap.
+/// covariance. With one axis's position variances (`d` correlated, `i` independent), the fused
+/// position information is `w / (da + ia w) + (1 - w) / (db + ib (1 - w))`, which is concave
+/// in `w`; its maximum, where the derivatives `da / (da + ia w)^2` and
+/// `db / (db + ib (1 - w))^2` are equal, has a closed form.
 fn split_weight(a: &Split, b: &Split) -> f64 {
-    let block = |m: &M4| -> M2 { m.fixed_view::<2, 2>(0, 0).into() };
-    let (da, ia, db, ib) = (block(&a.dep), block(&a.ind), block(&b.dep), block(&b.ind));
-    if da.trace() <= 1e-12 || db.trace() <= 1e-12 {
+    const EDGE: f64 = 1e-3;
+    let (da, ia, db, ib) = (a.dep[(0, 0)], a.ind[(0, 0)], b.dep[(0, 0)], b.ind[(0, 0)]);
+    if da <= 1e-12 || db <= 1e-12 {
         return 0.5; // nothing correlated on one side: any weight gives the same result
     }
-    let fused_trace = |w: f64| {
-        let p1 = da / w + ia;
-        let p2 = db / (1.0 - w) + ib;
-        match (p1.try_inverse(), p2.try_inverse()) {
-            (Some(i1), Some(i2)) => (i1 + i2).try_inverse().map_or(f64::INFINITY, |p| p.trace()),
-            _ => f64::INFINITY,
-        }
+    let (sa, sb) = (da.sqrt(), db.sqrt());
+    let den = sb * ia + sa * ib;
+    let w = if den > 1e-12 {
+        (sa * (db + ib) - sb * da) / den
+    } else if da <= db {
+        1.0 // no independent parts: plain covariance intersection picks the better side
+    } else {
+        0.0
     };
-    let r = (5f64.sqrt() - 1.0) / 2.0;
-    let (mut lo, mut hi) = (1e-3, 1.0 - 1e-3);
-    let (mut x1, mut x2) = (hi - r * (hi - lo), lo + r * (hi - lo));
-    let (mut f1, mut f2) = (fused_trace(x1), fused_trace(x2));
-    for _ in 0..16 {
-        if f1 <= f2 {
-            hi = x2;
-            (x2, f2) = (x1, f1);
-            x1 = hi - r * (hi - lo);
-            f1 = fused_trace(x1);
-        } else {
-            lo = x1;
-            (x1, f1) = (x2, f2);
-            x2 = lo + r * (hi - lo);
-            f2 = fused_trace(x2);
-        }
-    }
-    (lo + hi) / 2.0
+    w.clamp(EDGE, 1.0 - EDGE)
 }
 
 /// Split covariance intersection (Julier and Uhlmann 2001) of two estimates: the independent
@@ -214,14 +201,17 @@ fn split_intersection(xa: &V4, a: &Split, xb: &V4, b: &Split) -> Option<(V4, Spl
     let p2 = b.dep / (1.0 - w) + b.ind;
     let (i1, i2) = (p1.try_inverse()?, p2.try_inverse()?);
     let p = (i1 + i2).try_inverse()?;
-    let x = p * (i1 * xa + i2 * xb);
+    let axis = |x: &V4, k: usize| Vector2::new(x[k], x[k + 2]);
+    let fuse = |k: usize| p * (i1 * axis(xa, k) + i2 * axis(xb, k));
+    let (ex, ny) = (fuse(0), fuse(1));
+    let x = V4::new(ex[0], ny[0], ex[1], ny[1]);
     let ind = p * (i1 * a.ind * i1 + i2 * b.ind * i2) * p;
-    let sym = |m: M4| (m + m.transpose()) * 0.5;
+    let sym = |m: M2| (m + m.transpose()) * 0.5;
     let (p, ind) = (sym(p), sym(ind));
     // Rounding must not leave a negative correlated part; a non-finite result (degenerate
     // inputs) is refused and the track keeps its previous state.
     let dep = (p - ind).map(|v| if v.abs() < 1e-12 { 0.0 } else { v });
-    let ok = x.iter().chain(p.iter()).all(|v| v.is_finite()) && (0..4).all(|k| dep[(k, k)] >= 0.0);
+    let ok = x.iter().chain(p.iter()).all(|v| v.is_finite()) && (0..2).all(|k| dep[(k, k)] >= 0.0);
     ok.then_some((x, Split { dep, ind: p - dep }))
 }
 
@@ -256,10 +246,9 @@ impl Track {
         V2::new(self.x[2], self.x[3])
     }
 
-    /// One sigma of the position, metres (the root mean of the two axes' variances).
+    /// One sigma of the position on each axis, metres.
     pub fn sigma_m(&self) -> f64 {
-        let p = self.p.total();
-        ((p[(0, 0)] + p[(1, 1)]) / 2.0).sqrt()
+        self.p.total()[(0, 0)].sqrt()
     }
 
     pub fn mover_at(&self, t_us: i64) -> Mover {
@@ -274,8 +263,9 @@ impl Track {
 
     fn predicted(&self, t_us: i64, accel_noise: f64) -> (V4, Split) {
         let dt = (t_us - self.t_us) as f64 * 1e-6;
-        let (f, _) = cv_model(dt, accel_noise);
-        (f * self.x, self.p.predicted(dt, accel_noise))
+        let x = self.x;
+        let moved = V4::new(x[0] + x[2] * dt, x[1] + x[3] * dt, x[2], x[3]);
+        (moved, self.p.predicted(dt, accel_noise))
     }
 }
 
@@ -386,7 +376,8 @@ impl TrackStore {
         let (pos, vel) = (t.pos(), t.vel());
         let a = pos - vel * p.lookback_s;
         let b = pos + vel * ahead_s;
-        let r = t.length.hypot(t.width) / 2.0 + p.gate_m + 3.0 * t.sigma_m();
+        let r =
+            (t.length * t.length + t.width * t.width).sqrt() / 2.0 + p.gate_m + 3.0 * t.sigma_m();
         AABB::from_corners(
             [a.x.min(b.x) - r, a.y.min(b.y) - r],
             [a.x.max(b.x) + r, a.y.max(b.y) + r],
@@ -394,38 +385,48 @@ impl TrackStore {
     }
 
     /// Keeps the track's R-tree entry covering its swept footprint over the horizon. Entries
-    /// reach `REINDEX_SLACK_S` further than needed, so a track that keeps its course is moved
-    /// in the tree about once a second rather than at every update (removal from an R-tree is
-    /// the costliest thing it does).
+    /// reach `REINDEX_SLACK_S` further than needed and a margin wider on every side (for the
+    /// heading's and the covariance's wobble from one update to the next, which swings the far
+    /// end of a 5 s sweep by a metre or so), so a track that keeps its course is moved in the
+    /// tree about once a second rather than at every update: removal from an R-tree is the
+    /// costliest thing it does.
     fn reindex(&mut self, id: TrackId) {
         const REINDEX_SLACK_S: f64 = 1.0;
         let Some(track) = self.tracks.get(&id) else {
             return;
         };
-        let needed = self.envelope(track, self.params.horizon_s);
+        let horizon_s = self.params.horizon_s;
+        let needed = self.envelope(track, horizon_s);
+        let margin = 1.0 + 0.05 * track.vel().norm() * horizon_s;
+        let fresh = self.envelope(track, horizon_s + REINDEX_SLACK_S);
+        let fresh = AABB::from_corners(
+            [fresh.lower()[0] - margin, fresh.lower()[1] - margin],
+            [fresh.upper()[0] + margin, fresh.upper()[1] + margin],
+        );
         let old = track.envelope;
         let covered = old.aabb.contains_envelope(&needed);
-        let oversized = old.aabb.area() > 2.0 * needed.area() + 100.0;
+        let oversized = old.aabb.area() > 2.0 * fresh.area();
         if covered && !oversized {
             return;
         }
-        let entry = Entry {
-            id,
-            aabb: self.envelope(track, self.params.horizon_s + REINDEX_SLACK_S),
-        };
+        let entry = Entry { id, aabb: fresh };
         self.tree.remove(&old);
         self.tree.insert(entry);
         self.tracks.get_mut(&id).expect("present").envelope = entry;
     }
 
-    /// Confirmed tracks whose swept envelope meets `id`'s, in id order.
+    /// Confirmed tracks whose swept envelope meets `id`'s, in id order. The probe is the
+    /// track's own envelope as needed now (not its roomier R-tree entry), so that the slack
+    /// of the entries does not add pairs: it still finds every pair whose needed envelopes
+    /// meet, since every entry covers its track's needed envelope.
     pub fn candidates(&self, id: TrackId) -> Vec<TrackId> {
         let Some(track) = self.tracks.get(&id) else {
             return vec![];
         };
+        let probe = self.envelope(track, self.params.horizon_s);
         let mut ids: Vec<TrackId> = self
             .tree
-            .locate_in_envelope_intersecting(&track.envelope.aabb)
+            .locate_in_envelope_intersecting(&probe)
             .map(|e| e.id)
             .filter(|other| *other != id && self.tracks[other].confirmed)
             .collect();
@@ -445,17 +446,16 @@ impl TrackStore {
     fn distance2(&self, obs: &Observation, track: &Track) -> Option<f64> {
         let (xo, po) = obs.aligned(obs.t_us, self.params.accel_noise);
         let (xt, pt) = track.predicted(obs.t_us, self.params.accel_noise);
-        let y = nalgebra::Vector2::new(xo[0] - xt[0], xo[1] - xt[1]);
-        let s: M2 = po.total().fixed_view::<2, 2>(0, 0) + pt.total().fixed_view::<2, 2>(0, 0);
-        let d2 = (y.transpose() * s.try_inverse()? * y)[0];
-        Some(d2)
+        let y = V2::new(xo[0] - xt[0], xo[1] - xt[1]);
+        position_distance2(&y, &po, &pt)
     }
 
     /// Feeds every observation of one frame in: ego report first, then the detections,
     /// assigned cluster by cluster. Returns what was touched.
     pub fn observe_frame(&mut self, observations: &[Observation]) -> FrameUpdate {
         let mut update = FrameUpdate::default();
-        let mut taken: BTreeSet<TrackId> = BTreeSet::new();
+        // A frame holds tens of observations: small sorted vectors beat tree sets here.
+        let mut taken: Vec<TrackId> = Vec::with_capacity(observations.len());
         for obs in observations.iter().filter(|o| o.local_id.is_none()) {
             let id = match self.ego_track(obs) {
                 Some(id) => {
@@ -467,16 +467,20 @@ impl TrackStore {
                     self.create(obs)
                 }
             };
-            taken.insert(id);
+            taken.push(id);
         }
+        taken.sort_unstable();
+        taken.dedup();
         let detections: Vec<&Observation> = observations
             .iter()
             .filter(|o| o.local_id.is_some())
             .collect();
-        let own_tracks: BTreeSet<TrackId> = detections
+        let mut own_tracks: Vec<TrackId> = detections
             .iter()
             .filter_map(|o| self.by_vehicle.get(&o.source).copied())
             .collect();
+        own_tracks.sort_unstable();
+        own_tracks.dedup();
 
         // Gated (observation, track, cost) pairs.
         let mut pairs: Vec<(usize, TrackId, f64)> = Vec::new();
@@ -491,8 +495,8 @@ impl TrackStore {
                 .and_then(|l| self.memory.get(&(obs.source, l)).copied());
             for e in self.tree.locate_in_envelope_intersecting(&probe) {
                 let t = &self.tracks[&e.id];
-                if own_tracks.contains(&e.id)
-                    || taken.contains(&e.id)
+                if own_tracks.binary_search(&e.id).is_ok()
+                    || taken.binary_search(&e.id).is_ok()
                     || !compatible(t.class, obs.class)
                     || !self.near(obs, t, r + 3.0 * t.sigma_m())
                 {
@@ -528,9 +532,11 @@ impl TrackStore {
             if let Some(local) = obs.local_id {
                 self.memory.insert((obs.source, local), id);
             }
-            taken.insert(id);
+            taken.push(id);
         }
-        update.touched = taken.into_iter().collect();
+        taken.sort_unstable();
+        taken.dedup();
+        update.touched = taken;
         update
     }
 
@@ -602,6 +608,17 @@ impl TrackStore {
         }
         let gate = self.params.gate_chi2;
         for (obs, tracks) in clusters.values() {
+            // Most clusters are one observation and the one track it gates with.
+            if let ([i], [id]) = (obs.as_slice(), tracks.as_slice()) {
+                let c = pairs
+                    .iter()
+                    .find(|p| p.0 == *i)
+                    .map_or(f64::INFINITY, |p| p.2);
+                if c <= gate {
+                    result[*i] = Some(*id);
+                }
+                continue;
+            }
             // Columns: the tracks, then one "new track" column per observation at the gate's
             // cost, so the solver may leave any observation unassigned.
             let (n, m) = (obs.len(), tracks.len() + obs.len());
@@ -744,19 +761,14 @@ impl TrackStore {
                     continue;
                 }
                 let (xb, pb) = tb.predicted(now_us, accel_noise);
-                let y = nalgebra::Vector2::new(xa[0] - xb[0], xa[1] - xb[1]);
-                let s: M2 =
-                    pa.total().fixed_view::<2, 2>(0, 0) + pb.total().fixed_view::<2, 2>(0, 0);
-                let v = nalgebra::Vector2::new(xa[2] - xb[2], xa[3] - xb[3]);
-                let gated = s
-                    .try_inverse()
-                    .is_some_and(|si| (y.transpose() * si * y)[0] <= self.params.merge_chi2);
+                let y = V2::new(xa[0] - xb[0], xa[1] - xb[1]);
+                let v = V2::new(xa[2] - xb[2], xa[3] - xb[3]);
+                let gated =
+                    position_distance2(&y, &pa, &pb).is_some_and(|d2| d2 <= self.params.merge_chi2);
                 // Two road users cannot stand in each other's footprint: overlapping footprints
                 // moving alike are one road user seen twice, whatever the covariances.
                 let overlapping = y.norm() < (ta.width + tb.width) / 2.0
-                    || encounter(&ta.mover_at(now_us), &tb.mover_at(now_us), 0.0)
-                        .ttc_s
-                        .is_some();
+                    || time_to_collision(&ta.mover_at(now_us), &tb.mover_at(now_us), 0.0).is_some();
                 // Two road users side by side at different speeds are not one.
                 if (gated || overlapping) && v.norm() < 2.0 {
                     dups.push(b);
@@ -839,6 +851,13 @@ impl TrackStore {
     }
 }
 
+/// Squared Mahalanobis distance of a position difference `y` between two estimates with
+/// covariances `a` and `b` (the same variance on both axes, nothing between them).
+fn position_distance2(y: &V2, a: &Split, b: &Split) -> Option<f64> {
+    let s = a.total()[(0, 0)] + b.total()[(0, 0)];
+    (s > 0.0 && s.is_finite()).then(|| y.norm_squared() / s)
+}
+
 /// Vehicle classes may be confused with each other and anything with `Unknown`; vulnerable road
 /// users only with themselves.
 fn compatible(a: ObjectClass, b: ObjectClass) -> bool {
@@ -854,8 +873,8 @@ mod tests {
 
     fn split(dep: f64, ind: f64) -> Split {
         Split {
-            dep: M4::from_diagonal(&V4::new(dep, dep, 0.0, 0.0)),
-            ind: M4::from_diagonal(&V4::new(ind, ind, 0.25, 0.25)),
+            dep: M2::new(dep, 0.0, 0.0, 0.0),
+            ind: M2::new(ind, 0.0, 0.0, 0.25),
         }
     }
 
@@ -879,6 +898,28 @@ mod tests {
         let (_, p) = split_intersection(&xa, &split(0.5, 0.5), &xb, &split(0.5, 0.5)).unwrap();
         let v = p.total()[(0, 0)];
         assert!(v > 0.5 && v < 1.0, "{v}");
+    }
+
+    #[test]
+    fn the_closed_form_weight_is_the_best_one() {
+        // The fused position variance for a weight, written out as in split_intersection.
+        let fused = |a: &Split, b: &Split, w: f64| {
+            let p1 = a.dep[(0, 0)] / w + a.ind[(0, 0)];
+            let p2 = b.dep[(0, 0)] / (1.0 - w) + b.ind[(0, 0)];
+            1.0 / (1.0 / p1 + 1.0 / p2)
+        };
+        for (a, b) in [
+            (split(1.0, 0.2), split(0.3, 2.0)),
+            (split(0.04, 0.5), split(2.0, 0.01)),
+            (split(1.0, 0.0), split(4.0, 0.0)),
+            (split(0.5, 0.5), split(0.5, 0.5)),
+        ] {
+            let w = split_weight(&a, &b);
+            let best = (1..1000)
+                .map(|k| fused(&a, &b, k as f64 / 1000.0))
+                .fold(f64::INFINITY, f64::min);
+            assert!(fused(&a, &b, w) <= best + 1e-9, "{a:?} {b:?}: w {w}");
+        }
     }
 
     fn detection(source: u32, t_us: i64, x: f64, confidence: f64) -> Observation {

@@ -25,7 +25,7 @@ use crate::live::{alert_event, edge_config, track_boxes, vehicle_id};
 use crate::perception::{perceive_among, Geo, SensorModel};
 use crate::report::{Measured, Report, TrackBox};
 use crate::rng::Rng;
-use crate::score::{quantile, score, true_conflicts, AlertEvent, Score};
+use crate::score::{quantile, score, true_conflicts, AlertEvent, Score, TrueConflict};
 use crate::world::Scenario;
 use anyhow::{bail, Context};
 use edge_node::core::EdgeCore;
@@ -111,6 +111,10 @@ pub struct FastOptions {
     /// Keep the edge's tracks of the first tick at or after this instant (run seconds) in
     /// [`FastResult::snapshot_tracks`].
     pub snapshot_at_s: Option<f64>,
+    /// The scenario's true conflicts, when the caller has computed them already (to choose
+    /// the snapshot's moment): `score::true_conflicts` of the same scenario. Computed when
+    /// `None`.
+    pub true_conflicts: Option<Vec<TrueConflict>>,
 }
 
 impl FastOptions {
@@ -128,6 +132,7 @@ impl FastOptions {
             clock_sync_period_us: 1_000_000,
             drain_us: 300_000,
             snapshot_at_s: None,
+            true_conflicts: None,
         }
     }
 }
@@ -661,7 +666,11 @@ pub fn run_fast(scenario: &Scenario, opts: &FastOptions) -> anyhow::Result<FastR
 
     alerts.sort_by(|a, b| a.t_s.total_cmp(&b.t_s));
     let started = Instant::now();
-    let score = score(true_conflicts(scenario), &alerts);
+    let truth = match &opts.true_conflicts {
+        Some(known) => known.clone(),
+        None => true_conflicts(scenario),
+    };
+    let score = score(truth, &alerts);
     wall.scoring = started.elapsed().as_secs_f64();
     let report = Report::new(scenario, opts.seed, "fast", &measured, &score, &alerts);
 

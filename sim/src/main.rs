@@ -230,10 +230,16 @@ fn trace_name(fcd: &std::path::Path) -> String {
     }
 }
 
-/// The instant to draw the map at: the moment of the conflict the pictures show.
-fn snapshot_conflict(loaded: &Loaded) -> Option<sim::score::TrueConflict> {
+/// The scenario's true conflicts, and the one the map snapshot shows (drawn at its moment).
+fn snapshot_conflict(
+    loaded: &Loaded,
+) -> (
+    Vec<sim::score::TrueConflict>,
+    Option<sim::score::TrueConflict>,
+) {
     let conflicts = sim::score::true_conflicts(&loaded.scenario);
-    sim::pictures::conflict_to_show(&conflicts, &loaded.scripted).cloned()
+    let shown = sim::pictures::conflict_to_show(&conflicts, &loaded.scripted).cloned();
+    (conflicts, shown)
 }
 
 /// What a run left for the pictures.
@@ -298,8 +304,9 @@ fn run_fast(
     mut opts: sim::fast::FastOptions,
 ) -> anyhow::Result<(sim::fast::FastResult, Option<sim::score::TrueConflict>)> {
     let scenario = &loaded.scenario;
-    let shown = snapshot_conflict(loaded);
+    let (conflicts, shown) = snapshot_conflict(loaded);
     opts.snapshot_at_s = shown.as_ref().map(|c| c.moment_s);
+    opts.true_conflicts = Some(conflicts);
     println!(
         "running {} in fast mode ({:.0} s of virtual time): {} connected vehicles",
         scenario.name,
@@ -353,7 +360,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 /// Runs `loaded` live and prints what a person wants to see.
 async fn run_live(loaded: &Loaded, mut opts: sim::live::LiveOptions) -> anyhow::Result<()> {
     let scenario = &loaded.scenario;
-    let shown = snapshot_conflict(loaded);
+    let (_, shown) = snapshot_conflict(loaded);
     opts.snapshot_at_s = shown.as_ref().map(|c| c.moment_s);
     let against = match &opts.edge {
         sim::live::EdgeTarget::InProcess => String::new(),

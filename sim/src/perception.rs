@@ -231,21 +231,26 @@ pub fn perceive_among(
 /// other footprint in `near`.
 fn visible(eye: V2, i: usize, corners: &[V2; 4], near: &[(usize, [V2; 4])]) -> bool {
     let centre = (corners[0] + corners[1] + corners[2] + corners[3]) / 4.0;
-    let mut points = vec![centre];
-    points.extend(corners.iter().map(|c| centre + (c - centre) * 0.9));
-    points.iter().any(|p| {
+    let pulled = corners.map(|c| centre + (c - centre) * 0.9);
+    std::iter::once(centre).chain(pulled).any(|p| {
         near.iter()
             .filter(|(j, _)| *j != i)
-            .all(|(_, rect)| !segment_meets_rect(eye, *p, rect))
+            .all(|(_, rect)| !segment_meets_rect(eye, p, rect))
     })
 }
 
 /// Whether segment `a`-`b` touches the convex quadrilateral `rect`.
 fn segment_meets_rect(a: V2, b: V2, rect: &[V2; 4]) -> bool {
+    // Bounding boxes first: most footprints are nowhere near the line of sight.
+    let (lo, hi) = rect.iter().fold(
+        (V2::repeat(f64::INFINITY), V2::repeat(f64::NEG_INFINITY)),
+        |(lo, hi), c| (lo.inf(c), hi.sup(c)),
+    );
+    if a.x.max(b.x) < lo.x || a.x.min(b.x) > hi.x || a.y.max(b.y) < lo.y || a.y.min(b.y) > hi.y {
+        return false;
+    }
     let inside = |p: V2| {
-        let signs: Vec<f64> = (0..4)
-            .map(|k| (rect[(k + 1) % 4] - rect[k]).perp(&(p - rect[k])))
-            .collect();
+        let signs = [0, 1, 2, 3].map(|k| (rect[(k + 1) % 4] - rect[k]).perp(&(p - rect[k])));
         signs.iter().all(|s| *s >= 0.0) || signs.iter().all(|s| *s <= 0.0)
     };
     if inside(a) || inside(b) {

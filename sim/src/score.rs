@@ -11,7 +11,7 @@
 //!   triggered it.
 
 use crate::world::{Actor, Scenario};
-use edge_node::geometry::{encounter, Mover};
+use edge_node::geometry::{encounter, time_to_collision, Mover};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -132,7 +132,7 @@ pub fn true_conflicts(scenario: &Scenario) -> Vec<TrueConflict> {
                 if (ma.center - mb.center).norm() > reach {
                     continue;
                 }
-                if let Some(ttc) = encounter(ma, mb, TRUE_CONFLICT_TTC_S).ttc_s {
+                if let Some(ttc) = time_to_collision(ma, mb, TRUE_CONFLICT_TTC_S) {
                     let best = min_ttc.entry((i, j)).or_insert(f64::INFINITY);
                     *best = best.min(ttc);
                 }
@@ -266,7 +266,7 @@ mod tests {
                     let (Some(ma), Some(mb)) = (a.mover(t), b.mover(t)) else {
                         continue;
                     };
-                    if let Some(ttc) = encounter(&ma, &mb, TRUE_CONFLICT_TTC_S).ttc_s {
+                    if let Some(ttc) = time_to_collision(&ma, &mb, TRUE_CONFLICT_TTC_S) {
                         min_ttc = min_ttc.min(ttc);
                     }
                 }

@@ -15,7 +15,7 @@ pub mod layout;
 
 use crate::rng::Rng;
 use crate::world::{Actor, Motion, SpeedKey, Surface, Trace, TraceSample, TRACE_MAX_GAP_S};
-use edge_node::geometry::{encounter, Mover, V2};
+use edge_node::geometry::{time_to_collision, Mover, V2};
 use layout::{right_of, Polyline, KERB_M, PAVEMENT_M, STOP_LINE_M};
 pub use layout::{Arm, Layout, LayoutKind, Light, SignalTiming, Turn};
 use protocol::ObjectClass;
@@ -801,7 +801,7 @@ impl<'a> Sim<'a> {
         let heading = V2::new(me.yaw.cos(), me.yaw.sin());
         let near = |o: &Mover| {
             let rel = o.center - me.center;
-            rel.norm() < 30.0 && rel.dot(&heading) > 0.0 && encounter(&me, o, 1.0).ttc_s.is_some()
+            rel.norm() < 30.0 && rel.dot(&heading) > 0.0 && time_to_collision(&me, o, 1.0).is_some()
         };
         let vehicles = (0..self.plans.len())
             .filter(|&j| j != i && self.vehicles[j].phase == Phase::Active)

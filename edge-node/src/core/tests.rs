@@ -1,6 +1,7 @@
 use super::*;
 use nalgebra::Vector3;
 use protocol::{EgoSi, EgoState, ObjectClass, ObjectSi, PerceivedObject};
+use std::collections::BTreeSet;
 
 const T0: i64 = 1_800_000_000_000_000;
 

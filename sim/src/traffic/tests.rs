@@ -44,7 +44,7 @@ fn random_road_users_never_overlap_and_keep_moving() {
                     if a.starts_with("ped") && b.starts_with("ped") {
                         continue;
                     }
-                    let overlap = encounter(ma, mb, 0.0).ttc_s == Some(0.0);
+                    let overlap = time_to_collision(ma, mb, 0.0) == Some(0.0);
                     assert!(
                         !overlap,
                         "{kind:?}: {a} and {b} overlap at {:.1} s",
