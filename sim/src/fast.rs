@@ -23,6 +23,7 @@
 
 use crate::live::{alert_event, edge_config, track_boxes, vehicle_id};
 use crate::perception::{perceive_among, Geo, SensorModel};
+use crate::progress::Progress;
 use crate::report::{Measured, Report, TrackBox};
 use crate::rng::Rng;
 use crate::score::{quantile, score, true_conflicts, AlertEvent, Score, TrueConflict};
@@ -115,6 +116,9 @@ pub struct FastOptions {
     /// the snapshot's moment): `score::true_conflicts` of the same scenario. Computed when
     /// `None`.
     pub true_conflicts: Option<Vec<TrueConflict>>,
+    /// Draw a progress bar on stderr (see [`crate::progress`]: only at a terminal, and only
+    /// once a run has taken 2 s of wall time).
+    pub progress: bool,
 }
 
 impl FastOptions {
@@ -133,6 +137,7 @@ impl FastOptions {
             drain_us: 300_000,
             snapshot_at_s: None,
             true_conflicts: None,
+            progress: false,
         }
     }
 }
@@ -465,9 +470,15 @@ pub fn run_fast(scenario: &Scenario, opts: &FastOptions) -> anyhow::Result<FastR
     let mut refused = 0u64;
     let mut undeliverable = 0u64;
 
+    let mut progress = opts
+        .progress
+        .then(|| Progress::new(scenario.name.clone(), scenario.duration_s));
     while let Some((t_us, event)) = queue.pop_until(drain_end_us) {
         match event {
             Event::Tick => {
+                if let Some(p) = &mut progress {
+                    p.update(seconds(t_us).min(scenario.duration_s));
+                }
                 let started = Instant::now();
                 edge.handle_tick_probed(EPOCH_US + t_us, &mut stages);
                 let map = edge.poll_map();
@@ -631,6 +642,7 @@ pub fn run_fast(scenario: &Scenario, opts: &FastOptions) -> anyhow::Result<FastR
             }
         }
     }
+    drop(progress);
     if refused > 0 {
         bail!("{refused} perception cycles were refused by the agents");
     }

@@ -307,6 +307,7 @@ fn run_fast(
     let (conflicts, shown) = snapshot_conflict(loaded);
     opts.snapshot_at_s = shown.as_ref().map(|c| c.moment_s);
     opts.true_conflicts = Some(conflicts);
+    opts.progress = true;
     println!(
         "running {} in fast mode ({:.0} s of virtual time): {} connected vehicles",
         scenario.name,
