@@ -203,10 +203,14 @@ fn scenario_of(args: &RunArgs) -> anyhow::Result<Loaded> {
                 scenario,
                 description: String::new(),
                 scripted: Vec::new(),
+                notes: Vec::new(),
             }
         }
         _ => bail!("give either a SCENARIO or --sumo-fcd, not both"),
     };
+    for note in &loaded.notes {
+        println!("  note: {note}");
+    }
     if let Some(d) = args.duration {
         loaded.scenario = loaded.scenario.truncated(d);
     }

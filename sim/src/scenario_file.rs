@@ -167,6 +167,9 @@ pub struct Loaded {
     pub scenario: Scenario,
     pub description: String,
     pub scripted: Vec<ScriptedConflict>,
+    /// What the traffic generator could not do as asked, for the person running it (e.g.
+    /// random vehicles left out to keep the conflict patterns' lanes clear).
+    pub notes: Vec<String>,
 }
 
 /// Changes a run makes to a file's scenario.
@@ -291,6 +294,7 @@ pub fn load(
         }
     }
     let mut roads = Vec::new();
+    let mut notes = Vec::new();
     match spec.layout {
         Some(kind) => {
             let mut traffic = spec.traffic.clone();
@@ -312,6 +316,15 @@ pub fn load(
                 file: file.to_string(),
                 source,
             })?;
+            if g.random_vehicles_left_out > 0 {
+                notes.push(format!(
+                    "{} of the {} random vehicles and cyclists due during the run were left out \
+                     to keep the lanes of {} conflict pattern(s) clear",
+                    g.random_vehicles_left_out,
+                    g.random_vehicles,
+                    patterns.len()
+                ));
+            }
             actors.extend(g.actors);
             roads = g.roads;
             scripted.extend(g.scripted);
@@ -350,6 +363,7 @@ pub fn load(
         scenario,
         description: spec.description,
         scripted,
+        notes,
     })
 }
 

@@ -207,6 +207,10 @@ pub struct Generated {
     pub actors: Vec<Actor>,
     pub roads: Vec<Surface>,
     pub scripted: Vec<ScriptedConflict>,
+    /// Random vehicles and cyclists due to enter during the run (not the warm-up), and how
+    /// many of them were left out to keep the conflict patterns' lanes clear.
+    pub random_vehicles: usize,
+    pub random_vehicles_left_out: usize,
 }
 
 /// How a driver behaves.
@@ -979,6 +983,30 @@ struct Staged {
     reservation: Reservation,
 }
 
+impl Staged {
+    /// Whether a random vehicle entering from `arm` at `spawn_t` comes in behind all of this
+    /// pattern's vehicles from that arm, whose entry times are known (no timed vehicle of the
+    /// pattern comes from it): it cannot hold them up, so their lane need not be kept clear
+    /// of it. Two seconds of margin; the entry rule keeps the gap safe.
+    fn enters_behind(&self, arm: Arm, spawn_t: f64, layout: &Layout) -> bool {
+        const MARGIN_S: f64 = 2.0;
+        let timed_from_arm = match &self.timed {
+            Some(Timed::Violator { plan, .. }) => layout.movements[plan.mv].from == arm,
+            Some(Timed::HiddenPedestrian { observer, .. }) => {
+                layout.movements[observer.mv].from == arm
+            }
+            None => false,
+        };
+        let last = self
+            .fixed
+            .iter()
+            .filter(|p| layout.movements[p.mv].from == arm)
+            .map(|p| p.spawn_t)
+            .fold(f64::NEG_INFINITY, f64::max);
+        !timed_from_arm && last.is_finite() && spawn_t > last + MARGIN_S
+    }
+}
+
 /// Road users timed against where a planned vehicle (the reference) is in the first pass.
 enum Timed {
     /// `plan` reaches its arc `arc` `lead_s` before `reference` reaches `reference_arc`.
@@ -1388,6 +1416,8 @@ pub fn generate(
         .enumerate()
         .map(|(k, p)| stage(&layout, k, p, k))
         .collect::<Result<_, _>>()?;
+    let in_run = |plans: &[VehiclePlan]| plans.iter().filter(|p| p.spawn_t >= 0.0).count();
+    let random_vehicles = in_run(&plans);
     plans.retain(|p| {
         let m = &layout.movements[p.mv];
         // On the road from its start until it could have driven the route with a
@@ -1395,11 +1425,13 @@ pub fn generate(
         let gone = p.spawn_t + m.path.len() / p.driver.v0 + 10.0;
         !staged.iter().any(|s| {
             let r = &s.reservation;
-            (r.inbound.contains(&m.from) || r.outbound.contains(&m.to))
+            let behind = s.enters_behind(layout.movements[p.mv].from, p.spawn_t, &layout);
+            ((r.inbound.contains(&m.from) && !behind) || r.outbound.contains(&m.to))
                 && p.spawn_t <= r.to
                 && gone >= r.from
         })
     });
+    let random_vehicles_left_out = random_vehicles - in_run(&plans);
     // Nor does anyone cross those arms meanwhile and hold the pattern's vehicles up.
     peds.retain(|p| {
         let arm = layout.crossings[p.crossing].arm;
@@ -1519,6 +1551,8 @@ pub fn generate(
         actors,
         roads: layout.surfaces(),
         scripted,
+        random_vehicles,
+        random_vehicles_left_out,
     })
 }
 
