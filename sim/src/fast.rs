@@ -36,10 +36,10 @@ use edge_node::quality::FusionMeter;
 use protocol::{ClockReply, ClockRequest, EnuFrame, Geodetic, Message};
 use serde::Serialize;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::time::Instant;
-use vehicle_agent::AgentCore;
+use vehicle_agent::{AgentCore, Perception};
 
 /// Edge time at the start of every fast run: 2025-01-01T00:00:00Z, µs.
 pub const EPOCH_US: i64 = 1_735_689_600_000_000;
@@ -171,8 +171,10 @@ pub struct TimingQuantiles {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct WallBreakdown {
-    /// Ground truth and sensor model.
+    /// Ground truth and sensor model, on the perception thread (it overlaps the rest).
     pub perception: f64,
+    /// The event loop waiting for the perception thread.
+    pub perception_wait: f64,
     /// `AgentCore` calls: quantising, encoding, clock sync, decoding alerts.
     pub agents: f64,
     pub edge_frames: f64,
@@ -290,7 +292,6 @@ struct SimAgent {
     offset_us: i64,
     /// How fast the vehicle clock runs against the edge's, parts per million.
     drift_ppm: f64,
-    rng: Rng,
     /// Clock requests sent, and whether the latest one has been answered or timed out.
     clock_requests: u64,
     clock_pending: bool,
@@ -374,6 +375,85 @@ impl Neighbours {
     }
 }
 
+/// How many perception periods the perception thread may run ahead of the event loop.
+const PERCEPTION_WINDOWS_AHEAD: usize = 16;
+
+/// The perceptions of one period `[index * period, (index + 1) * period)`: (agent, time,
+/// perception) in agent order; `None` where the vehicle is in a gap of its trace.
+struct Window {
+    index: i64,
+    perceptions: Vec<(usize, i64, Option<Perception>)>,
+}
+
+/// The perception thread: every agent's perceptions, period after period, from the agent's
+/// first slot (`schedule`) every `period` until the end of the run or its last presence, each
+/// with the agent's own noise stream (`streams`), exactly as the event loop would ask for
+/// them. Stops when the loop hangs up. Returns the wall time it spent working, seconds.
+#[allow(clippy::too_many_arguments)]
+fn perceive_ahead(
+    scenario: &Scenario,
+    geo: &Geo,
+    sensor: &SensorModel,
+    actors: &[usize],
+    schedule: &[Option<(i64, i64)>],
+    mut streams: Vec<Rng>,
+    period: i64,
+    end_us: i64,
+    tx: std::sync::mpsc::SyncSender<Window>,
+) -> f64 {
+    let max_speed = scenario
+        .actors
+        .iter()
+        .map(|a| a.max_speed_mps())
+        .fold(0.0, f64::max);
+    let mut neighbours = Neighbours::new(sensor.range_m + max_speed * seconds(period) + 1.0);
+    let grid_usable = neighbours.cell_m.is_finite() && neighbours.cell_m > 0.0;
+    let all_actors: Vec<usize> = (0..scenario.actors.len()).collect();
+    let mut candidates = Vec::new();
+    let mut busy_s = 0.0;
+    for index in 0..=end_us.div_euclid(period) {
+        let started = Instant::now();
+        let (from, to) = (index * period, (index + 1) * period);
+        let mut perceptions = Vec::new();
+        for (agent, slots) in schedule.iter().enumerate() {
+            let Some((first, last_present)) = *slots else {
+                continue;
+            };
+            // The agent's one slot in this period, if it has one.
+            let t_us = first + ((from - first).max(0) + period - 1) / period * period;
+            if t_us >= to || t_us >= end_us || t_us > last_present {
+                continue;
+            }
+            let me = actors[agent];
+            let t_s = seconds(t_us);
+            let perception = scenario.actors[me].state(t_s).and_then(|state| {
+                let among: &[usize] = if grid_usable {
+                    neighbours.refresh(scenario, index, period);
+                    neighbours.around(state.pos.x, state.pos.y, &mut candidates);
+                    &candidates
+                } else {
+                    &all_actors
+                };
+                perceive_among(
+                    scenario,
+                    geo,
+                    sensor,
+                    me,
+                    t_s,
+                    among.iter().copied(),
+                    &mut streams[agent],
+                )
+            });
+            perceptions.push((agent, t_us, perception));
+        }
+        busy_s += started.elapsed().as_secs_f64();
+        if tx.send(Window { index, perceptions }).is_err() {
+            break; // the loop is done (or gave up)
+        }
+    }
+    busy_s
+}
+
 fn seconds(us: i64) -> f64 {
     us as f64 * 1e-6
 }
@@ -408,6 +488,10 @@ pub fn run_fast(scenario: &Scenario, opts: &FastOptions) -> anyhow::Result<FastR
     let mut agents = Vec::with_capacity(connected.len());
     let mut agent_of_actor = vec![None; scenario.actors.len()];
     let mut queue = Queue::default();
+    // Actor -> its first perception slot, µs, and each agent's noise stream, for the
+    // perception thread.
+    let mut first_slots: HashMap<usize, i64> = HashMap::new();
+    let mut streams: Vec<Rng> = Vec::with_capacity(connected.len());
     for (k, &i) in connected.iter().enumerate() {
         let mut clock_rng = rng.fork(i as u64);
         let offset_us =
@@ -422,12 +506,12 @@ pub fn run_fast(scenario: &Scenario, opts: &FastOptions) -> anyhow::Result<FastR
         };
         agent_of_actor[i] = Some(agents.len());
         let agent = agents.len();
+        streams.push(rng.fork(1_000 + i as u64));
         agents.push(SimAgent {
             actor: i,
             core: AgentCore::new(vehicle_id(i), period),
             offset_us,
             drift_ppm,
-            rng: rng.fork(1_000 + i as u64),
             clock_requests: 0,
             clock_pending: false,
             last_present_us: last_us,
@@ -448,18 +532,9 @@ pub fn run_fast(scenario: &Scenario, opts: &FastOptions) -> anyhow::Result<FastR
         let phase = k as i64 * period / n;
         let first_slot = phase + ((first_us - phase).max(0) + period - 1) / period * period;
         queue.push(first_slot, Event::Perceive { agent });
+        first_slots.insert(i, first_slot);
     }
     queue.push(0, Event::Tick);
-
-    let max_speed = scenario
-        .actors
-        .iter()
-        .map(|a| a.max_speed_mps())
-        .fold(0.0, f64::max);
-    let mut neighbours = Neighbours::new(opts.sensor.range_m + max_speed * seconds(period) + 1.0);
-    let grid_usable = neighbours.cell_m.is_finite() && neighbours.cell_m > 0.0;
-    let all_actors: Vec<usize> = (0..scenario.actors.len()).collect();
-    let mut candidates = Vec::new();
 
     let mut alerts = Vec::new();
     let mut processing_us = Vec::new();
@@ -473,175 +548,211 @@ pub fn run_fast(scenario: &Scenario, opts: &FastOptions) -> anyhow::Result<FastR
     let mut progress = opts
         .progress
         .then(|| Progress::new(scenario.name.clone(), scenario.duration_s));
-    while let Some((t_us, event)) = queue.pop_until(drain_end_us) {
-        match event {
-            Event::Tick => {
-                if let Some(p) = &mut progress {
-                    p.update(seconds(t_us).min(scenario.duration_s));
+    // Perception (ground truth and the sensor model) needs nothing the loop computes, so a
+    // second thread works it out ahead, period by period, with each agent's own noise stream:
+    // the draws, and so the report, are the same as if the loop did it itself.
+    let schedule: Vec<Option<(i64, i64)>> = agents
+        .iter()
+        .map(|a| {
+            first_slots
+                .get(&a.actor)
+                .map(|&first| (first, a.last_present_us))
+        })
+        .collect();
+    let actors: Vec<usize> = agents.iter().map(|a| a.actor).collect();
+    let mut ahead: Vec<VecDeque<(i64, Option<Perception>)>> = vec![VecDeque::new(); agents.len()];
+    let mut next_window = 0i64;
+    let perception_busy = std::thread::scope(|scope| -> anyhow::Result<f64> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Window>(PERCEPTION_WINDOWS_AHEAD);
+        let worker = scope.spawn(|| {
+            perceive_ahead(
+                scenario,
+                &geo,
+                &opts.sensor,
+                &actors,
+                &schedule,
+                streams,
+                period,
+                end_us,
+                tx,
+            )
+        });
+        while let Some((t_us, event)) = queue.pop_until(drain_end_us) {
+            match event {
+                Event::Tick => {
+                    if let Some(p) = &mut progress {
+                        p.update(seconds(t_us).min(scenario.duration_s));
+                    }
+                    let started = Instant::now();
+                    edge.handle_tick_probed(EPOCH_US + t_us, &mut stages);
+                    let map = edge.poll_map();
+                    wall.edge_ticks += started.elapsed().as_secs_f64();
+                    if snapshot_tracks.is_none() && snapshot_at_us.is_some_and(|at| t_us >= at) {
+                        let map = map.unwrap_or_else(|| edge.situation_map(EPOCH_US + t_us));
+                        snapshot_tracks = Some(track_boxes(&map, &geo));
+                    }
+                    let started = Instant::now();
+                    sample_fusion(&mut fusion, scenario, &edge, &opts.sensor, t_us);
+                    wall.scoring += started.elapsed().as_secs_f64();
+                    route_alerts(
+                        &mut edge,
+                        &mut queue,
+                        &mut link,
+                        &agent_of_actor,
+                        t_us,
+                        &mut undeliverable,
+                    );
+                    queue.push(t_us + period, Event::Tick);
                 }
-                let started = Instant::now();
-                edge.handle_tick_probed(EPOCH_US + t_us, &mut stages);
-                let map = edge.poll_map();
-                wall.edge_ticks += started.elapsed().as_secs_f64();
-                if snapshot_tracks.is_none() && snapshot_at_us.is_some_and(|at| t_us >= at) {
-                    let map = map.unwrap_or_else(|| edge.situation_map(EPOCH_US + t_us));
-                    snapshot_tracks = Some(track_boxes(&map, &geo));
+                Event::ClockRequest { agent, then } => {
+                    let a = &mut agents[agent];
+                    a.clock_requests += 1;
+                    a.clock_pending = true;
+                    queue.push(
+                        t_us + CLOCK_TIMEOUT_US,
+                        Event::ClockTimeout {
+                            agent,
+                            request: a.clock_requests,
+                            then,
+                        },
+                    );
+                    let bytes = a.core.clock_request(a.local(t_us));
+                    link.send(&mut queue, t_us, Event::ClockAtEdge { agent, bytes, then });
                 }
-                let started = Instant::now();
-                sample_fusion(&mut fusion, scenario, &edge, &opts.sensor, t_us);
-                wall.scoring += started.elapsed().as_secs_f64();
-                route_alerts(
-                    &mut edge,
-                    &mut queue,
-                    &mut link,
-                    &agent_of_actor,
-                    t_us,
-                    &mut undeliverable,
-                );
-                queue.push(t_us + period, Event::Tick);
-            }
-            Event::ClockRequest { agent, then } => {
-                let a = &mut agents[agent];
-                a.clock_requests += 1;
-                a.clock_pending = true;
-                queue.push(
-                    t_us + CLOCK_TIMEOUT_US,
-                    Event::ClockTimeout {
-                        agent,
-                        request: a.clock_requests,
-                        then,
-                    },
-                );
-                let bytes = a.core.clock_request(a.local(t_us));
-                link.send(&mut queue, t_us, Event::ClockAtEdge { agent, bytes, then });
-            }
-            Event::ClockAtEdge { agent, bytes, then } => {
-                // What the edge's clock queryable does: stamp receipt and reply.
-                if let Ok(request) = ClockRequest::decode(&bytes) {
-                    let now = EPOCH_US + t_us;
-                    let reply = ClockReply {
-                        t1_us: request.t1_us,
-                        t2_us: now,
-                        t3_us: now,
+                Event::ClockAtEdge { agent, bytes, then } => {
+                    // What the edge's clock queryable does: stamp receipt and reply.
+                    if let Ok(request) = ClockRequest::decode(&bytes) {
+                        let now = EPOCH_US + t_us;
+                        let reply = ClockReply {
+                            t1_us: request.t1_us,
+                            t2_us: now,
+                            t3_us: now,
+                        };
+                        let bytes = reply.encode().context("encoding a clock reply")?;
+                        link.send(&mut queue, t_us, Event::ClockReply { agent, bytes, then });
+                    }
+                }
+                Event::ClockReply { agent, bytes, then } => {
+                    let started = Instant::now();
+                    let a = &mut agents[agent];
+                    let _ = a.core.handle_clock_reply(a.local(t_us), &bytes);
+                    wall.agents += started.elapsed().as_secs_f64();
+                    if a.clock_pending {
+                        a.clock_pending = false;
+                        next_clock_request(&mut queue, a, agent, t_us, then, opts, end_us);
+                    }
+                }
+                Event::ClockTimeout {
+                    agent,
+                    request,
+                    then,
+                } => {
+                    let a = &mut agents[agent];
+                    if a.clock_pending && a.clock_requests == request {
+                        a.clock_pending = false;
+                        next_clock_request(&mut queue, a, agent, t_us, then, opts, end_us);
+                    }
+                }
+                Event::Perceive { agent } => {
+                    let a = &mut agents[agent];
+                    // The run covers [0, duration): no perception at its end.
+                    if t_us >= end_us || t_us > a.last_present_us {
+                        continue;
+                    }
+                    queue.push(t_us + period, Event::Perceive { agent });
+                    let started = Instant::now();
+                    let window = t_us.div_euclid(period);
+                    while next_window <= window {
+                        let Ok(w) = rx.recv() else {
+                            bail!("the perception thread stopped early");
+                        };
+                        for (agent, t, p) in w.perceptions {
+                            ahead[agent].push_back((t, p));
+                        }
+                        next_window = w.index + 1;
+                    }
+                    wall.perception_wait += started.elapsed().as_secs_f64();
+                    let t_s = seconds(t_us);
+                    let actor = &scenario.actors[a.actor];
+                    let perception = match ahead[agent].pop_front() {
+                        Some((t, p)) if t == t_us => p,
+                        other => bail!(
+                            "internal: {} expected its perception at {t_us} µs, the perception \
+                             thread had {:?}",
+                            actor.id,
+                            other.map(|o| o.0)
+                        ),
                     };
-                    let bytes = reply.encode().context("encoding a clock reply")?;
-                    link.send(&mut queue, t_us, Event::ClockReply { agent, bytes, then });
+                    let Some(perception) = perception else {
+                        continue; // in a gap of its trace
+                    };
+                    let started = Instant::now();
+                    record_detections(&mut fusion, scenario, &geo, a.actor, t_s, &perception);
+                    wall.scoring += started.elapsed().as_secs_f64();
+                    let started = Instant::now();
+                    if let Err(e) = a.core.handle_perception(a.local(t_us), &perception) {
+                        refused += 1;
+                        tracing::warn!("{}: {e}", actor.id);
+                    }
+                    wall.agents += started.elapsed().as_secs_f64();
+                    send_frame(
+                        &mut agents[agent],
+                        agent,
+                        t_us,
+                        &mut link,
+                        &mut queue,
+                        &mut wall,
+                    );
                 }
-            }
-            Event::ClockReply { agent, bytes, then } => {
-                let started = Instant::now();
-                let a = &mut agents[agent];
-                let _ = a.core.handle_clock_reply(a.local(t_us), &bytes);
-                wall.agents += started.elapsed().as_secs_f64();
-                if a.clock_pending {
-                    a.clock_pending = false;
-                    next_clock_request(&mut queue, a, agent, t_us, then, opts, end_us);
+                Event::Flush { agent } => {
+                    agents[agent].flush_pending = false;
+                    send_frame(
+                        &mut agents[agent],
+                        agent,
+                        t_us,
+                        &mut link,
+                        &mut queue,
+                        &mut wall,
+                    );
                 }
-            }
-            Event::ClockTimeout {
-                agent,
-                request,
-                then,
-            } => {
-                let a = &mut agents[agent];
-                if a.clock_pending && a.clock_requests == request {
-                    a.clock_pending = false;
-                    next_clock_request(&mut queue, a, agent, t_us, then, opts, end_us);
+                Event::FrameAtEdge { agent, bytes } => {
+                    let key = vehicle_id(agents[agent].actor);
+                    let started = Instant::now();
+                    let outcome =
+                        edge.handle_frame_probed(EPOCH_US + t_us, key, &bytes, &mut stages);
+                    let took = started.elapsed().as_secs_f64();
+                    wall.edge_frames += took;
+                    processing_us.push(took * 1e6);
+                    if let Err(e) = outcome {
+                        tracing::debug!("edge rejected a frame of {key}: {e}");
+                    }
+                    route_alerts(
+                        &mut edge,
+                        &mut queue,
+                        &mut link,
+                        &agent_of_actor,
+                        t_us,
+                        &mut undeliverable,
+                    );
                 }
-            }
-            Event::Perceive { agent } => {
-                let a = &mut agents[agent];
-                // The run covers [0, duration): no perception at its end.
-                if t_us >= end_us || t_us > a.last_present_us {
-                    continue;
-                }
-                queue.push(t_us + period, Event::Perceive { agent });
-                let started = Instant::now();
-                let t_s = seconds(t_us);
-                let actor = &scenario.actors[a.actor];
-                let Some(me) = actor.state(t_s) else {
-                    continue; // in a gap of its trace
-                };
-                let among: &[usize] = if grid_usable {
-                    neighbours.refresh(scenario, t_us.div_euclid(period), period);
-                    neighbours.around(me.pos.x, me.pos.y, &mut candidates);
-                    &candidates
-                } else {
-                    &all_actors
-                };
-                let perception = perceive_among(
-                    scenario,
-                    &geo,
-                    &opts.sensor,
-                    a.actor,
-                    t_s,
-                    among.iter().copied(),
-                    &mut a.rng,
-                );
-                wall.perception += started.elapsed().as_secs_f64();
-                let Some(perception) = perception else {
-                    continue;
-                };
-                let started = Instant::now();
-                record_detections(&mut fusion, scenario, &geo, a.actor, t_s, &perception);
-                wall.scoring += started.elapsed().as_secs_f64();
-                let started = Instant::now();
-                if let Err(e) = a.core.handle_perception(a.local(t_us), &perception) {
-                    refused += 1;
-                    tracing::warn!("{}: {e}", actor.id);
-                }
-                wall.agents += started.elapsed().as_secs_f64();
-                send_frame(
-                    &mut agents[agent],
-                    agent,
-                    t_us,
-                    &mut link,
-                    &mut queue,
-                    &mut wall,
-                );
-            }
-            Event::Flush { agent } => {
-                agents[agent].flush_pending = false;
-                send_frame(
-                    &mut agents[agent],
-                    agent,
-                    t_us,
-                    &mut link,
-                    &mut queue,
-                    &mut wall,
-                );
-            }
-            Event::FrameAtEdge { agent, bytes } => {
-                let key = vehicle_id(agents[agent].actor);
-                let started = Instant::now();
-                let outcome = edge.handle_frame_probed(EPOCH_US + t_us, key, &bytes, &mut stages);
-                let took = started.elapsed().as_secs_f64();
-                wall.edge_frames += took;
-                processing_us.push(took * 1e6);
-                if let Err(e) = outcome {
-                    tracing::debug!("edge rejected a frame of {key}: {e}");
-                }
-                route_alerts(
-                    &mut edge,
-                    &mut queue,
-                    &mut link,
-                    &agent_of_actor,
-                    t_us,
-                    &mut undeliverable,
-                );
-            }
-            Event::AlertAtAgent { agent, bytes } => {
-                let started = Instant::now();
-                let a = &mut agents[agent];
-                let received = a.core.handle_alert(a.local(t_us), &bytes);
-                wall.agents += started.elapsed().as_secs_f64();
-                match received {
-                    Ok(r) => alerts.push(alert_event(scenario, &geo, EPOCH_US, a.actor, &r)),
-                    Err(e) => tracing::warn!("an alert was refused: {e}"),
+                Event::AlertAtAgent { agent, bytes } => {
+                    let started = Instant::now();
+                    let a = &mut agents[agent];
+                    let received = a.core.handle_alert(a.local(t_us), &bytes);
+                    wall.agents += started.elapsed().as_secs_f64();
+                    match received {
+                        Ok(r) => alerts.push(alert_event(scenario, &geo, EPOCH_US, a.actor, &r)),
+                        Err(e) => tracing::warn!("an alert was refused: {e}"),
+                    }
                 }
             }
         }
-    }
+        drop(rx);
+        worker
+            .join()
+            .map_err(|_| anyhow::anyhow!("the perception thread panicked"))
+    })?;
+    wall.perception = perception_busy;
     drop(progress);
     if refused > 0 {
         bail!("{refused} perception cycles were refused by the agents");
