@@ -38,6 +38,7 @@ use nalgebra::{Matrix2, Vector2, Vector4};
 use protocol::{ObjectClass, VehicleId};
 use rstar::{Envelope, RTree, RTreeObject, AABB};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 
 pub type TrackId = u32;
 type M2 = Matrix2<f64>;
@@ -331,7 +332,9 @@ pub struct FrameUpdate {
 pub struct TrackStore {
     params: TrackParams,
     next_id: TrackId,
-    tracks: BTreeMap<TrackId, Track>,
+    /// Looked up for every R-tree hit (many per observation), so a hash map with a cheap
+    /// hash; whatever reaches the outputs iterates it in id order ([`TrackStore::iter`]).
+    tracks: HashMap<TrackId, Track, BuildHasherDefault<IdHasher>>,
     tree: RTree<Entry>,
     by_vehicle: BTreeMap<VehicleId, TrackId>,
     /// (source, local object id) -> track fed by it last time. A hash map: only looked up and
@@ -362,12 +365,14 @@ impl TrackStore {
 
     /// Every track, tentative ones too, in id order.
     pub fn iter(&self) -> impl Iterator<Item = &Track> {
-        self.tracks.values()
+        let mut all: Vec<&Track> = self.tracks.values().collect();
+        all.sort_unstable_by_key(|t| t.id);
+        all.into_iter()
     }
 
     /// Confirmed tracks in id order.
     pub fn confirmed(&self) -> impl Iterator<Item = &Track> {
-        self.tracks.values().filter(|t| t.confirmed)
+        self.iter().filter(|t| t.confirmed)
     }
 
     /// The swept envelope reaching `ahead_s` into the future.
@@ -819,8 +824,7 @@ impl TrackStore {
         outside: impl Fn(V2) -> bool,
     ) -> Vec<Track> {
         let dead: Vec<TrackId> = self
-            .tracks
-            .values()
+            .iter()
             .filter(|t| {
                 let limit = if t.confirmed {
                     before_us
@@ -856,6 +860,32 @@ impl TrackStore {
 fn position_distance2(y: &V2, a: &Split, b: &Split) -> Option<f64> {
     let s = a.total()[(0, 0)] + b.total()[(0, 0)];
     (s > 0.0 && s.is_finite()).then(|| y.norm_squared() / s)
+}
+
+/// The hash of a track id: ids count up from 1, so a multiplication by an odd constant
+/// (Fibonacci hashing) spreads them over the table's high and low bits alike; far cheaper than
+/// the default SipHash, and ids come from the edge itself, not from the network.
+#[derive(Debug, Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
 /// Vehicle classes may be confused with each other and anything with `Unknown`; vulnerable road
