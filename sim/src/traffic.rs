@@ -1425,7 +1425,7 @@ pub fn generate(
         let gone = p.spawn_t + m.path.len() / p.driver.v0 + 10.0;
         !staged.iter().any(|s| {
             let r = &s.reservation;
-            let behind = s.enters_behind(layout.movements[p.mv].from, p.spawn_t, &layout);
+            let behind = s.enters_behind(m.from, p.spawn_t, &layout);
             ((r.inbound.contains(&m.from) && !behind) || r.outbound.contains(&m.to))
                 && p.spawn_t <= r.to
                 && gone >= r.from
