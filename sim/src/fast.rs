@@ -179,7 +179,8 @@ pub struct WallBreakdown {
     pub agents: f64,
     pub edge_frames: f64,
     pub edge_ticks: f64,
-    /// True conflicts and matching alerts to them.
+    /// Fusion samples (the edge's tracks against ground truth, at each tick), true conflicts
+    /// and matching alerts to them.
     pub scoring: f64,
 }
 
@@ -378,17 +379,71 @@ impl Neighbours {
 /// How many perception periods the perception thread may run ahead of the event loop.
 const PERCEPTION_WINDOWS_AHEAD: usize = 16;
 
+/// One perception, and where it puts each real road user it reports against where that road
+/// user is (for the fusion figures), both worked out on the perception thread.
+struct Perceived {
+    perception: Perception,
+    detections: Vec<(V2, V2)>,
+}
+
 /// The perceptions of one period `[index * period, (index + 1) * period)`: (agent, time,
 /// perception) in agent order; `None` where the vehicle is in a gap of its trace.
 struct Window {
     index: i64,
-    perceptions: Vec<(usize, i64, Option<Perception>)>,
+    perceptions: Vec<(usize, i64, Option<Perceived>)>,
+    /// [`fusion_truth`] at the period's start, the instant of the edge tick the fusion
+    /// figures sample.
+    truth: Vec<(usize, V2)>,
+}
+
+/// The event loop's end of the perception thread: what it has received and not used yet.
+struct Ahead {
+    rx: std::sync::mpsc::Receiver<Window>,
+    next_window: i64,
+    /// Per agent, its perceptions in time order.
+    perceptions: Vec<VecDeque<(i64, Option<Perceived>)>>,
+    /// Fusion truth per period, in order.
+    truths: VecDeque<(i64, Vec<(usize, V2)>)>,
+}
+
+impl Ahead {
+    /// Receives every period up to the one holding `t_us`.
+    fn fill_to(&mut self, t_us: i64, period: i64) -> anyhow::Result<()> {
+        while self.next_window <= t_us.div_euclid(period) {
+            let Ok(w) = self.rx.recv() else {
+                bail!("the perception thread stopped early");
+            };
+            for (agent, t, p) in w.perceptions {
+                self.perceptions[agent].push_back((t, p));
+            }
+            self.truths.push_back((w.index, w.truth));
+            self.next_window = w.index + 1;
+        }
+        Ok(())
+    }
+
+    /// The fusion truth of the tick at `t_us` (a period's start).
+    fn truth_at(&mut self, t_us: i64, period: i64) -> anyhow::Result<Vec<(usize, V2)>> {
+        self.fill_to(t_us, period)?;
+        let index = t_us.div_euclid(period);
+        while self.truths.front().is_some_and(|(i, _)| *i < index) {
+            self.truths.pop_front();
+        }
+        match self.truths.pop_front() {
+            Some((i, truth)) if i == index && t_us == index * period => Ok(truth),
+            other => bail!(
+                "internal: the fusion truth of the tick at {t_us} µs is not there (period {:?})",
+                other.map(|o| o.0)
+            ),
+        }
+    }
 }
 
 /// The perception thread: every agent's perceptions, period after period, from the agent's
 /// first slot (`schedule`) every `period` until the end of the run or its last presence, each
 /// with the agent's own noise stream (`streams`), exactly as the event loop would ask for
-/// them. Stops when the loop hangs up. Returns the wall time it spent working, seconds.
+/// them, and each period's fusion truth until `drain_end_us`. Stops when the loop hangs up.
+/// Returns the wall time it spent working, seconds.
 #[allow(clippy::too_many_arguments)]
 fn perceive_ahead(
     scenario: &Scenario,
@@ -399,6 +454,7 @@ fn perceive_ahead(
     mut streams: Vec<Rng>,
     period: i64,
     end_us: i64,
+    drain_end_us: i64,
     tx: std::sync::mpsc::SyncSender<Window>,
 ) -> f64 {
     let max_speed = scenario
@@ -411,9 +467,10 @@ fn perceive_ahead(
     let all_actors: Vec<usize> = (0..scenario.actors.len()).collect();
     let mut candidates = Vec::new();
     let mut busy_s = 0.0;
-    for index in 0..=end_us.div_euclid(period) {
+    for index in 0..=drain_end_us.div_euclid(period) {
         let started = Instant::now();
         let (from, to) = (index * period, (index + 1) * period);
+        let truth = fusion_truth(scenario, sensor, seconds(from));
         let mut perceptions = Vec::new();
         for (agent, slots) in schedule.iter().enumerate() {
             let Some((first, last_present)) = *slots else {
@@ -444,10 +501,19 @@ fn perceive_ahead(
                     &mut streams[agent],
                 )
             });
-            perceptions.push((agent, t_us, perception));
+            let perceived = perception.map(|perception| Perceived {
+                detections: detections_vs_truth(scenario, geo, t_s, &perception),
+                perception,
+            });
+            perceptions.push((agent, t_us, perceived));
         }
         busy_s += started.elapsed().as_secs_f64();
-        if tx.send(Window { index, perceptions }).is_err() {
+        let window = Window {
+            index,
+            perceptions,
+            truth,
+        };
+        if tx.send(window).is_err() {
             break; // the loop is done (or gave up)
         }
     }
@@ -560,10 +626,15 @@ pub fn run_fast(scenario: &Scenario, opts: &FastOptions) -> anyhow::Result<FastR
         })
         .collect();
     let actors: Vec<usize> = agents.iter().map(|a| a.actor).collect();
-    let mut ahead: Vec<VecDeque<(i64, Option<Perception>)>> = vec![VecDeque::new(); agents.len()];
-    let mut next_window = 0i64;
+    let n_agents = agents.len();
     let perception_busy = std::thread::scope(|scope| -> anyhow::Result<f64> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Window>(PERCEPTION_WINDOWS_AHEAD);
+        let mut ahead = Ahead {
+            rx,
+            next_window: 0,
+            perceptions: (0..n_agents).map(|_| VecDeque::new()).collect(),
+            truths: VecDeque::new(),
+        };
         let worker = scope.spawn(|| {
             perceive_ahead(
                 scenario,
@@ -574,6 +645,7 @@ pub fn run_fast(scenario: &Scenario, opts: &FastOptions) -> anyhow::Result<FastR
                 streams,
                 period,
                 end_us,
+                drain_end_us,
                 tx,
             )
         });
@@ -592,7 +664,10 @@ pub fn run_fast(scenario: &Scenario, opts: &FastOptions) -> anyhow::Result<FastR
                         snapshot_tracks = Some(track_boxes(&map, &geo));
                     }
                     let started = Instant::now();
-                    sample_fusion(&mut fusion, scenario, &edge, &opts.sensor, t_us);
+                    let truth = ahead.truth_at(t_us, period)?;
+                    wall.perception_wait += started.elapsed().as_secs_f64();
+                    let started = Instant::now();
+                    sample_fusion(&mut fusion, &truth, &edge, t_us);
                     wall.scoring += started.elapsed().as_secs_f64();
                     route_alerts(
                         &mut edge,
@@ -661,20 +736,10 @@ pub fn run_fast(scenario: &Scenario, opts: &FastOptions) -> anyhow::Result<FastR
                     }
                     queue.push(t_us + period, Event::Perceive { agent });
                     let started = Instant::now();
-                    let window = t_us.div_euclid(period);
-                    while next_window <= window {
-                        let Ok(w) = rx.recv() else {
-                            bail!("the perception thread stopped early");
-                        };
-                        for (agent, t, p) in w.perceptions {
-                            ahead[agent].push_back((t, p));
-                        }
-                        next_window = w.index + 1;
-                    }
+                    ahead.fill_to(t_us, period)?;
                     wall.perception_wait += started.elapsed().as_secs_f64();
-                    let t_s = seconds(t_us);
                     let actor = &scenario.actors[a.actor];
-                    let perception = match ahead[agent].pop_front() {
+                    let perception = match ahead.perceptions[agent].pop_front() {
                         Some((t, p)) if t == t_us => p,
                         other => bail!(
                             "internal: {} expected its perception at {t_us} µs, the perception \
@@ -683,12 +748,16 @@ pub fn run_fast(scenario: &Scenario, opts: &FastOptions) -> anyhow::Result<FastR
                             other.map(|o| o.0)
                         ),
                     };
-                    let Some(perception) = perception else {
+                    let Some(Perceived {
+                        perception,
+                        detections,
+                    }) = perception
+                    else {
                         continue; // in a gap of its trace
                     };
-                    let started = Instant::now();
-                    record_detections(&mut fusion, scenario, &geo, a.actor, t_s, &perception);
-                    wall.scoring += started.elapsed().as_secs_f64();
+                    for (reported, truth) in detections {
+                        fusion.detection(a.actor, reported, truth);
+                    }
                     let started = Instant::now();
                     if let Err(e) = a.core.handle_perception(a.local(t_us), &perception) {
                         refused += 1;
@@ -747,7 +816,7 @@ pub fn run_fast(scenario: &Scenario, opts: &FastOptions) -> anyhow::Result<FastR
                 }
             }
         }
-        drop(rx);
+        drop(ahead);
         worker
             .join()
             .map_err(|_| anyhow::anyhow!("the perception thread panicked"))
@@ -794,7 +863,7 @@ pub fn run_fast(scenario: &Scenario, opts: &FastOptions) -> anyhow::Result<FastR
         None => true_conflicts(scenario),
     };
     let score = score(truth, &alerts);
-    wall.scoring = started.elapsed().as_secs_f64();
+    wall.scoring += started.elapsed().as_secs_f64();
     let report = Report::new(scenario, opts.seed, "fast", &measured, &score, &alerts);
 
     let wall_s = wall_start.elapsed().as_secs_f64();
@@ -832,20 +901,6 @@ pub fn run_fast(scenario: &Scenario, opts: &FastOptions) -> anyhow::Result<FastR
     })
 }
 
-/// Feeds the fusion meter what `observer`'s detections say against the truth.
-fn record_detections(
-    fusion: &mut FusionMeter,
-    scenario: &Scenario,
-    geo: &Geo,
-    observer: usize,
-    t_s: f64,
-    p: &vehicle_agent::Perception,
-) {
-    for (reported, truth) in detections_vs_truth(scenario, geo, t_s, p) {
-        fusion.detection(observer, reported, truth);
-    }
-}
-
 /// Where a perception puts each real road user it reports, against where that road user is,
 /// in the scenario's frame. False detections are left out.
 pub(crate) fn detections_vs_truth(
@@ -871,20 +926,13 @@ pub(crate) fn detections_vs_truth(
 
 /// One fusion sample: the edge's confirmed tracks against the road users that some connected
 /// vehicle is, or could see.
-fn sample_fusion(
-    fusion: &mut FusionMeter,
-    scenario: &Scenario,
-    edge: &EdgeCore,
-    sensor: &SensorModel,
-    t_us: i64,
-) {
-    let truth = fusion_truth(scenario, sensor, seconds(t_us));
+fn sample_fusion(fusion: &mut FusionMeter, truth: &[(usize, V2)], edge: &EdgeCore, t_us: i64) {
     let tracks: Vec<(u32, V2)> = edge
         .tracks()
         .confirmed()
         .map(|t| (t.id, t.mover_at(EPOCH_US + t_us).center))
         .collect();
-    fusion.sample(&truth, &tracks);
+    fusion.sample(truth, &tracks);
 }
 
 /// The road users a fusion sample at `t_s` scores: every connected one, and every other one

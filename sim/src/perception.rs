@@ -121,20 +121,20 @@ pub fn perceive_among(
     // Everyone near enough to be seen or to hide someone: footprints within range plus the
     // largest half-diagonal of a road user.
     const OCCLUDER_MARGIN_M: f64 = 10.0;
-    let near: Vec<(usize, [V2; 4])> = candidates
+    let (near, states): (Vec<(usize, [V2; 4])>, Vec<State>) = candidates
         .into_iter()
         .filter(|&i| i != me)
-        .filter_map(|i| Some((i, scenario.actors[i].mover(t_s)?)))
-        .filter(|(_, m)| (m.center - truth.pos).norm() <= sensor.range_m + OCCLUDER_MARGIN_M)
-        .map(|(i, m)| (i, m.corners()))
-        .collect();
+        .filter_map(|i| {
+            let a = &scenario.actors[i];
+            let s = a.state(t_s)?;
+            ((s.pos - truth.pos).norm() <= sensor.range_m + OCCLUDER_MARGIN_M)
+                .then(|| ((i, a.mover_at_state(&s).corners()), s))
+        })
+        .unzip();
     let mut objects = Vec::new();
     let mut ranges = Vec::new();
-    for &(i, ref corners) in &near {
+    for (&(i, ref corners), &s) in near.iter().zip(&states) {
         let other = &scenario.actors[i];
-        let Some(s) = other.state(t_s) else {
-            continue;
-        };
         let range = (s.pos - truth.pos).norm();
         if range > sensor.range_m {
             continue;

@@ -85,8 +85,7 @@ impl Trace {
     }
 
     fn state(&self, t_s: f64) -> Option<State> {
-        // The first sample at or after t.
-        let k = self.samples.partition_point(|s| s.t_s < t_s);
+        let k = self.first_at_or_after(t_s);
         let b = self.samples.get(k)?;
         let (sample, yaw) = if b.t_s == t_s {
             (*b, b.yaw)
@@ -115,6 +114,31 @@ impl Trace {
             speed: sample.speed_mps,
             accel: sample.accel_mps2,
         })
+    }
+
+    /// The index of the first sample at or after `t_s` (`samples.len()` if none), as a binary
+    /// search gives it. Samples usually come at a simulator's fixed step, so the index an even
+    /// spacing predicts is checked first (with its neighbours, for rounding): this is called
+    /// for every road user a sensor looks at, and the search's cache misses were a fifth of a
+    /// dense fast run.
+    fn first_at_or_after(&self, t_s: f64) -> usize {
+        let s = &self.samples;
+        let n = s.len();
+        let (first, last) = (s[0].t_s, s[n - 1].t_s);
+        if t_s.is_nan() || t_s <= first {
+            return 0;
+        }
+        if t_s > last {
+            return n;
+        }
+        // Here n >= 2 and first < t_s <= last, so the answer is in 1..n.
+        let guess = ((t_s - first) / (last - first) * (n - 1) as f64).ceil();
+        let guess = (guess as usize).clamp(1, n - 1);
+        let fits = |k: usize| (1..n).contains(&k) && s[k - 1].t_s < t_s && s[k].t_s >= t_s;
+        [guess, guess - 1, guess + 1]
+            .into_iter()
+            .find(|&k| fits(k))
+            .unwrap_or_else(|| s.partition_point(|x| x.t_s < t_s))
     }
 
     fn translated(&self, by: V2) -> Self {
@@ -263,13 +287,18 @@ impl Actor {
 
     /// The footprint at `t_s` with its constant-velocity prediction, if present.
     pub fn mover(&self, t_s: f64) -> Option<Mover> {
-        self.state(t_s).map(|s| Mover {
+        self.state(t_s).map(|s| self.mover_at_state(&s))
+    }
+
+    /// The footprint of this actor in state `s` (one of its own states).
+    pub fn mover_at_state(&self, s: &State) -> Mover {
+        Mover {
             center: s.pos,
             yaw: s.yaw,
             length: self.length_m,
             width: self.width_m,
             velocity: s.vel,
-        })
+        }
     }
 
     /// A bound on how fast the actor's centre moves, m/s: the largest keyframe speed, or for a

@@ -135,3 +135,38 @@ fn copies_are_far_apart_and_keep_their_ids_apart() {
     }
     assert!(demo.extent_m() > 100.0 && demo.extent_m() < 200.0);
 }
+
+#[test]
+fn the_sample_lookup_agrees_with_a_binary_search() {
+    // Even steps (a simulator's), steps with rounding in them, and irregular ones with gaps.
+    let mut rng = crate::rng::Rng::new(5);
+    let mut layouts: Vec<Vec<f64>> = vec![
+        (0..1200).map(|k| -30.0 + k as f64 * 0.1).collect(),
+        (0..50).map(|k| 3.0 + k as f64 / 3.0).collect(),
+        vec![7.25],
+    ];
+    let mut t = 0.0;
+    layouts.push(
+        (0..300)
+            .map(|_| {
+                t += 0.01 + rng.uniform() * if rng.uniform() < 0.05 { 5.0 } else { 0.2 };
+                t
+            })
+            .collect(),
+    );
+    for times in layouts {
+        let trace = Trace::new(
+            times.iter().map(|&t| sample(t, t, 0.0, 0.0, 1.0)).collect(),
+            TRACE_MAX_GAP_S,
+        )
+        .expect("valid");
+        let (first, last) = trace.span();
+        let mut probes: Vec<f64> = times.clone();
+        probes.extend([first - 1.0, last + 1.0, f64::NAN]);
+        probes.extend((0..2000).map(|_| first - 0.5 + rng.uniform() * (last - first + 1.0)));
+        for t in probes {
+            let expected = trace.samples.partition_point(|x| x.t_s < t);
+            assert_eq!(trace.first_at_or_after(t), expected, "t = {t}");
+        }
+    }
+}
