@@ -65,22 +65,62 @@ pub struct Encounter {
 }
 
 /// The Minkowski difference `B - A` as a counter-clockwise convex polygon: `A` and `B` overlap
-/// exactly when it contains the origin. Two rectangles give at most 8 vertices; everything
-/// stays on the stack, since this runs for every candidate pair of every frame.
+/// exactly when it contains the origin. It is the sum of `B` and `A` turned half round, two
+/// convex quadrilaterals, so their edges are merged in the order of their directions (from each
+/// one's lowest corner, where the directions start), giving at most 8 vertices; parallel edges
+/// become one, so no vertex is collinear with its neighbours. Everything stays on the stack,
+/// since this runs for every candidate pair of every frame.
 fn minkowski_difference(a: &Mover, b: &Mover) -> Polygon {
-    let (ca, cb) = (a.corners(), b.corners());
-    let mut pts = [V2::zeros(); 16];
-    for (k, pb) in cb.iter().enumerate() {
-        for (j, pa) in ca.iter().enumerate() {
-            pts[k * 4 + j] = pb - pa;
+    let p = b.corners();
+    let q = a.corners().map(|c| -c);
+    let lowest = |r: &[V2; 4]| {
+        (1..4).fold(0, |best, k| {
+            let (c, m) = (r[k], r[best]);
+            if c.y < m.y || (c.y == m.y && c.x < m.x) {
+                k
+            } else {
+                best
+            }
+        })
+    };
+    let (p0, q0) = (lowest(&p), lowest(&q));
+    let vertex = |r: &[V2; 4], start: usize, k: usize| r[(start + k) % 4];
+    let edge = |r: &[V2; 4], start: usize, k: usize| vertex(r, start, k + 1) - vertex(r, start, k);
+    let mut poly = Polygon {
+        vertices: [V2::zeros(); 8],
+        len: 0,
+    };
+    let (mut i, mut j) = (0, 0);
+    while i < 4 || j < 4 {
+        let v = vertex(&p, p0, i) + vertex(&q, q0, j);
+        if poly.len == 0 || poly.vertices[poly.len - 1] != v {
+            poly.vertices[poly.len] = v;
+            poly.len += 1;
+        }
+        // Which edge turns less from here: the one whose direction comes first.
+        let turn = if i == 4 {
+            -1.0
+        } else if j == 4 {
+            1.0
+        } else {
+            edge(&p, p0, i).perp(&edge(&q, q0, j))
+        };
+        if turn >= 0.0 {
+            i += 1;
+        }
+        if turn <= 0.0 {
+            j += 1;
+        }
+        if poly.len == poly.vertices.len() {
+            break;
         }
     }
-    convex_hull(&mut pts)
+    poly
 }
 
-/// A convex polygon, counter-clockwise, on the stack.
+/// A convex polygon of at most 8 vertices, counter-clockwise, on the stack.
 struct Polygon {
-    vertices: [V2; 32],
+    vertices: [V2; 8],
     len: usize,
 }
 
@@ -89,54 +129,6 @@ impl std::ops::Deref for Polygon {
     fn deref(&self) -> &[V2] {
         &self.vertices[..self.len]
     }
-}
-
-/// Andrew's monotone chain; counter-clockwise, no collinear points.
-fn convex_hull(pts: &mut [V2; 16]) -> Polygon {
-    pts.sort_unstable_by(|p, q| p.x.total_cmp(&q.x).then(p.y.total_cmp(&q.y)));
-    let mut n = 1;
-    for i in 1..pts.len() {
-        if pts[i] != pts[n - 1] {
-            pts[n] = pts[i];
-            n += 1;
-        }
-    }
-    let pts = &pts[..n];
-    let mut hull = Polygon {
-        vertices: [V2::zeros(); 32],
-        len: 0,
-    };
-    if n < 3 {
-        hull.vertices[..n].copy_from_slice(pts);
-        hull.len = n;
-        return hull;
-    }
-    let cross = |o: &V2, a: &V2, b: &V2| (a - o).perp(&(b - o));
-    // Each pass adds at most n points and gives its last one back, so at most 2n - 1 are held
-    // at once: the buffer holds 32.
-    let push = |hull: &mut Polygon, start: usize, p: &V2| {
-        while hull.len >= start + 2
-            && cross(
-                &hull.vertices[hull.len - 2],
-                &hull.vertices[hull.len - 1],
-                p,
-            ) <= 0.0
-        {
-            hull.len -= 1;
-        }
-        hull.vertices[hull.len] = *p;
-        hull.len += 1;
-    };
-    for p in pts {
-        push(&mut hull, 0, p);
-    }
-    hull.len -= 1;
-    let start = hull.len;
-    for p in pts.iter().rev() {
-        push(&mut hull, start, p);
-    }
-    hull.len -= 1;
-    hull
 }
 
 /// The earliest `t >= 0` at which `v * t` lies in the polygon (Cyrus-Beck clipping).
@@ -149,8 +141,13 @@ fn ray_entry(poly: &[V2], v: &V2) -> Option<f64> {
     for i in 0..n {
         let (a, b) = (poly[i], poly[(i + 1) % n]);
         let e = b - a;
-        // Outward normal of a counter-clockwise edge; inside means normal . (x - a) <= 0.
-        let normal = V2::new(e.y, -e.x);
+        // Outward unit normal of a counter-clockwise edge; inside means normal . (x - a) <= 0.
+        // Unit length, so that "parallel" below means parallel and not "a very short edge".
+        let length = e.norm();
+        if length < 1e-12 {
+            continue;
+        }
+        let normal = V2::new(e.y, -e.x) / length;
         let num = normal.dot(&a); // normal . (v t) <= normal . a
         let den = normal.dot(v);
         if den.abs() < 1e-12 {
