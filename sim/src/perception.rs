@@ -121,16 +121,20 @@ pub fn perceive_among(
     // Everyone near enough to be seen or to hide someone: footprints within range plus the
     // largest half-diagonal of a road user.
     const OCCLUDER_MARGIN_M: f64 = 10.0;
-    let (near, states): (Vec<(usize, [V2; 4])>, Vec<State>) = candidates
-        .into_iter()
-        .filter(|&i| i != me)
-        .filter_map(|i| {
-            let a = &scenario.actors[i];
-            let s = a.state(t_s)?;
-            ((s.pos - truth.pos).norm() <= sensor.range_m + OCCLUDER_MARGIN_M)
-                .then(|| ((i, a.mover_at_state(&s).corners()), s))
-        })
-        .unzip();
+    let candidates = candidates.into_iter();
+    let capacity = candidates.size_hint().0;
+    let (mut near, mut states) = (Vec::with_capacity(capacity), Vec::with_capacity(capacity));
+    for i in candidates.filter(|&i| i != me) {
+        let a = &scenario.actors[i];
+        let Some(s) = a.state(t_s) else {
+            continue;
+        };
+        if (s.pos - truth.pos).norm() <= sensor.range_m + OCCLUDER_MARGIN_M {
+            near.push((i, a.mover_at_state(&s).corners()));
+            states.push(s);
+        }
+    }
+    let reach = nearest_reach(truth.pos, &near);
     let mut objects = Vec::new();
     let mut ranges = Vec::new();
     for (&(i, ref corners), &s) in near.iter().zip(&states) {
@@ -148,7 +152,7 @@ pub fn perceive_among(
                 continue;
             }
         }
-        if sensor.occlusion && !visible(truth.pos, i, corners, &near) {
+        if sensor.occlusion && !visible(truth.pos, i, corners, &near, &reach) {
             continue;
         }
         if sensor.miss > 0.0 && rng.uniform() < sensor.miss {
@@ -228,15 +232,34 @@ pub fn perceive_among(
 
 /// Whether the observer at `eye` sees any of five points of target `i`'s footprint (its centre
 /// and its corners pulled 10 % towards the centre, so a grazing ray does not count) past every
-/// other footprint in `near`.
-fn visible(eye: V2, i: usize, corners: &[V2; 4], near: &[(usize, [V2; 4])]) -> bool {
+/// other footprint in `near`. `reach[k]` is how close footprint `k` comes to the eye at most
+/// ([`nearest_reach`]): one that stays farther away than the target cannot hide it, so only
+/// the others are tested.
+fn visible(eye: V2, i: usize, corners: &[V2; 4], near: &[(usize, [V2; 4])], reach: &[f64]) -> bool {
     let centre = (corners[0] + corners[1] + corners[2] + corners[3]) / 4.0;
     let pulled = corners.map(|c| centre + (c - centre) * 0.9);
-    std::iter::once(centre).chain(pulled).any(|p| {
+    // Every point looked at is at most this far from the eye.
+    let farthest = (centre - eye).norm() + (corners[0] - centre).norm();
+    let occluders = || {
         near.iter()
-            .filter(|(j, _)| *j != i)
-            .all(|(_, rect)| !segment_meets_rect(eye, p, rect))
-    })
+            .zip(reach)
+            .filter(move |((j, _), r)| *j != i && **r <= farthest)
+            .map(|((_, rect), _)| rect)
+    };
+    std::iter::once(centre)
+        .chain(pulled)
+        .any(|p| occluders().all(|rect| !segment_meets_rect(eye, p, rect)))
+}
+
+/// For each footprint, a lower bound of its distance from `eye`: the centre's distance less
+/// the half-diagonal (a little less, so that rounding never drops an occluder).
+fn nearest_reach(eye: V2, near: &[(usize, [V2; 4])]) -> Vec<f64> {
+    near.iter()
+        .map(|(_, c)| {
+            let centre = (c[0] + c[1] + c[2] + c[3]) / 4.0;
+            (centre - eye).norm() - (c[0] - centre).norm() - 1e-6
+        })
+        .collect()
 }
 
 /// Whether segment `a`-`b` touches the convex quadrilateral `rect`.
@@ -311,8 +334,12 @@ mod tests {
         let beside = (3, rect(9.0, 4.0, 0.25, 0.25));
         let near = [van, behind, beside];
         let eye = V2::new(-20.0, 0.0);
-        assert!(!visible(eye, 2, &behind.1, &near));
-        assert!(visible(eye, 3, &beside.1, &near));
-        assert!(visible(eye, 1, &van.1, &near), "the van itself is seen");
+        let reach = nearest_reach(eye, &near);
+        assert!(!visible(eye, 2, &behind.1, &near, &reach));
+        assert!(visible(eye, 3, &beside.1, &near, &reach));
+        assert!(
+            visible(eye, 1, &van.1, &near, &reach),
+            "the van itself is seen"
+        );
     }
 }
